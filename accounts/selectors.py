@@ -1,0 +1,53 @@
+"""Account reads, each scoped to who asks: a record the requester may not see is not found."""
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User
+from core.exceptions import NotFound, PermissionDenied
+
+
+def doctor_list_for_user(*, user: User, search: str = "", specialty: str = "") -> QuerySet[User]:
+    """Verified, active doctors for everyone; staff also see unverified and suspended ones."""
+    doctors = User.objects.filter(role=Role.DOCTOR).select_related("doctor_profile")
+    if not user.is_clinic_staff:
+        doctors = doctors.filter(is_active=True, doctor_profile__is_verified=True)
+    if search:
+        for word in search.split()[:5]:
+            doctors = doctors.filter(
+                Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(doctor_profile__specialty__icontains=word)
+            )
+    if specialty:
+        doctors = doctors.filter(doctor_profile__specialty__iexact=specialty)
+    return doctors.order_by("last_name", "first_name", "id")
+
+
+def doctor_get_for_user(*, user: User, doctor_id) -> User:
+    doctor = doctor_list_for_user(user=user).filter(pk=doctor_id).first()
+    if doctor is None:
+        raise NotFound()
+    return doctor
+
+
+def patient_list_for_user(*, user: User, search: str = "") -> QuerySet[User]:
+    """Staff see every patient; a doctor sees the patients they have or had a session with.
+    Patients have no patient directory."""
+    patients = User.objects.filter(role=Role.PATIENT).select_related("patient_profile")
+    if user.is_doctor:
+        patients = patients.filter(pk__in=user.sessions_as_doctor.values("patient_id"))
+    elif not user.is_clinic_staff:
+        raise PermissionDenied("Only doctors and staff can list patients.")
+    if search:
+        for word in search.split()[:5]:
+            patients = patients.filter(
+                Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(email__icontains=word)
+            )
+    return patients.order_by("last_name", "first_name", "id")
+
+
+def patient_get_for_user(*, user: User, patient_id) -> User:
+    if not (user.is_doctor or user.is_clinic_staff):
+        raise NotFound()
+    patient = patient_list_for_user(user=user).filter(pk=patient_id).first()
+    if patient is None:
+        raise NotFound()
+    return patient

@@ -1,0 +1,362 @@
+"""Account writes: registration, sign-in, token lifecycle, verification, profiles, suspension.
+
+Every function is keyword-only and transactional. Side effects (email, SMS) are queued with
+``transaction.on_commit`` so nobody is told about a change that rolled back.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts import tasks
+from accounts.email_tokens import email_verification_token_generator
+from accounts.models import DoctorProfile, PatientProfile, PhoneVerification, Role, User
+from accounts.sms import send_sms
+from accounts.tokens import GENERATION_CLAIM, token_pair_for
+from core.exceptions import ApplicationError, Conflict, InvalidInput
+
+
+class InvalidCredentials(ApplicationError):
+    code = "INVALID_CREDENTIALS"
+    status = 401
+    default_message = "The email, phone number or password is incorrect."
+
+
+class TokenInvalid(ApplicationError):
+    code = "TOKEN_INVALID"
+    status = 401
+    default_message = "The token is invalid, expired or already used."
+
+
+class InvalidVerificationCode(ApplicationError):
+    code = "INVALID_VERIFICATION_CODE"
+    status = 400
+    default_message = "The code is invalid or has expired. Request a new one."
+
+
+def _password_errors(password: str, user: User | None) -> list[str]:
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as error:
+        return list(error.messages)
+    return []
+
+
+def _check_password(password: str, *, user: User, field: str = "password") -> None:
+    errors = _password_errors(password, user)
+    if errors:
+        raise InvalidInput(details={field: [{"message": message, "code": "weak_password"} for message in errors]})
+
+
+# --- Registration ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_register(
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    role: str = Role.PATIENT,
+    phone_number: str = "",
+    time_zone: str = "UTC",
+    date_of_birth: date | None = None,
+    specialty: str = "",
+    license_number: str = "",
+    bio: str = "",
+    consultation_fee: Decimal = Decimal("0"),
+    currency: str = "USD",
+) -> User | None:
+    """Create a patient, or an unverified doctor. Staff accounts are made in the admin.
+
+    An already registered email gets no error (that would tell anyone who is a patient here):
+    its owner is emailed instead, and ``None`` is returned.
+    """
+    if role not in (Role.PATIENT, Role.DOCTOR):
+        raise InvalidInput(details={"role": [{"message": "Choose patient or doctor.", "code": "invalid_choice"}]})
+    email = User.objects.normalize_email(email)
+    candidate = User(email=email, first_name=first_name, last_name=last_name)
+    _check_password(password, user=candidate)
+
+    existing = User.objects.filter(email=email).first()
+    if existing is not None:
+        transaction.on_commit(lambda: tasks.send_account_exists_email.delay(str(existing.pk)))
+        return None
+
+    user = User(
+        email=email, first_name=first_name, last_name=last_name, role=role, phone_number=phone_number or ""
+    )
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+            if role == Role.DOCTOR:
+                DoctorProfile.objects.create(
+                    user=user,
+                    specialty=specialty,
+                    license_number=license_number,
+                    bio=bio,
+                    consultation_fee=consultation_fee,
+                    currency=currency,
+                    time_zone=time_zone,
+                )
+            else:
+                PatientProfile.objects.create(user=user, date_of_birth=date_of_birth, time_zone=time_zone)
+    except IntegrityError:
+        # Two registrations racing for one email, or a license number already on file.
+        if role == Role.DOCTOR and DoctorProfile.objects.filter(license_number=license_number).exists():
+            raise Conflict(
+                "This license number is already registered.",
+                code="LICENSE_NUMBER_TAKEN",
+            ) from None
+        return None
+
+    user_id = str(user.pk)
+    transaction.on_commit(lambda: tasks.send_email_verification.delay(user_id))
+    if user.phone_number:
+        phone_code_send(user=user, phone_number=user.phone_number)
+    return user
+
+
+# --- Sign-in and tokens ---------------------------------------------------------------------
+
+
+def user_login(*, password: str, email: str = "", phone_number: str = "", request=None) -> tuple[User, dict]:
+    """Check credentials and issue a token pair. Every failure looks the same to the client."""
+    if email:
+        user = authenticate(request, email=email, password=password)
+    else:
+        user = authenticate(request, phone_number=phone_number, password=password)
+    if user is None:
+        raise InvalidCredentials()
+    user.last_login = timezone.now()
+    User.objects.filter(pk=user.pk).update(last_login=user.last_login)
+    return user, token_pair_for(user)
+
+
+@transaction.atomic
+def tokens_refresh(*, refresh: str) -> dict:
+    """Rotate a refresh token: the presented one is blacklisted and a new pair issued.
+
+    A refresh token presented twice (a stolen copy, or a replay) is refused, as is one issued
+    before the user's tokens were revoked.
+    """
+    try:
+        token = RefreshToken(refresh)  # checks signature, expiry and the blacklist
+    except TokenError:
+        raise TokenInvalid() from None
+    user = User.objects.filter(pk=token.get("user_id"), is_active=True).first()
+    if user is None or token.get(GENERATION_CLAIM) != user.token_generation:
+        raise TokenInvalid()
+    outstanding, _ = OutstandingToken.objects.get_or_create(
+        jti=token["jti"],
+        defaults={"user": user, "token": str(token), "expires_at": timezone.now(), "created_at": timezone.now()},
+    )
+    _, newly_blacklisted = BlacklistedToken.objects.get_or_create(token=outstanding)
+    if not newly_blacklisted:  # another request rotated the same token a moment ago
+        raise TokenInvalid()
+    return token_pair_for(user)
+
+
+def user_tokens_revoke(*, user: User) -> None:
+    """Invalidate every access and refresh token the user holds, on every device."""
+    User.objects.filter(pk=user.pk).update(token_generation=F("token_generation") + 1)
+    user.refresh_from_db(fields=["token_generation"])
+
+
+# --- Passwords ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def password_change(*, user: User, current_password: str, new_password: str) -> dict:
+    """Change the password, sign out every other device, and return a fresh pair for this one."""
+    if not user.check_password(current_password):
+        raise InvalidInput(
+            details={"current_password": [{"message": "The current password is incorrect.", "code": "incorrect"}]}
+        )
+    _check_password(new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    user_tokens_revoke(user=user)
+    return token_pair_for(user)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Email a reset link if the address belongs to an active user. Silent either way."""
+    user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True).first()
+    if user is not None:
+        user_id = str(user.pk)
+        transaction.on_commit(lambda: tasks.send_password_reset_email.delay(user_id))
+
+
+def _user_from_uid(uid: str) -> User | None:
+    try:
+        pk = force_str(urlsafe_base64_decode(uid))
+        return User.objects.filter(pk=pk, is_active=True).first()
+    except (ValueError, TypeError, OverflowError, DjangoValidationError):
+        return None
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
+    """Set a new password from an emailed link. The link stops working once used (the token
+    depends on the password hash) or after ``PASSWORD_RESET_TIMEOUT``; all sessions end."""
+    user = _user_from_uid(uid)
+    if user is None or not default_token_generator.check_token(user, token):
+        raise TokenInvalid("The reset link is invalid, expired or already used.")
+    _check_password(new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
+    user_tokens_revoke(user=user)
+
+
+# --- Email verification ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def email_verify(*, uid: str, token: str) -> User:
+    user = _user_from_uid(uid)
+    if user is None or not email_verification_token_generator.check_token(user, token):
+        raise TokenInvalid("The verification link is invalid, expired or already used.")
+    User.objects.filter(pk=user.pk).update(email_verified=True, updated_at=timezone.now())
+    user.email_verified = True
+    return user
+
+
+def email_verification_resend(*, email: str) -> None:
+    """Send a new verification link to an unverified account. Silent either way."""
+    user = User.objects.filter(
+        email=User.objects.normalize_email(email), is_active=True, email_verified=False
+    ).first()
+    if user is not None:
+        user_id = str(user.pk)
+        transaction.on_commit(lambda: tasks.send_email_verification.delay(user_id))
+
+
+# --- Phone verification ---------------------------------------------------------------------
+
+
+def _code_hash(code: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+def phone_code_send(*, user: User, phone_number: str = "") -> PhoneVerification:
+    """Set the user's (unverified) phone number and text them a 6-digit code; without a new
+    number, the code goes to the number already on the account.
+
+    Earlier codes stop working. Only the code's keyed hash is stored. The SMS goes out after
+    commit, directly through the SMS backend, so the code never sits in a task queue.
+    """
+    phone_number = phone_number or user.phone_number
+    if not phone_number:
+        raise InvalidInput(details={"phone_number": [{"message": "This field is required.", "code": "required"}]})
+    if phone_number != user.phone_number:
+        User.objects.filter(pk=user.pk).update(phone_number=phone_number, phone_verified=False)
+        user.phone_number, user.phone_verified = phone_number, False
+    PhoneVerification.objects.filter(user=user, consumed_at__isnull=True).update(consumed_at=timezone.now())
+    code = f"{secrets.randbelow(10**6):06d}"
+    verification = PhoneVerification.objects.create(
+        user=user,
+        phone_number=phone_number,
+        code_hash=_code_hash(code),
+        expires_at=timezone.now() + timezone.timedelta(seconds=settings.PHONE_CODE_TTL_SECONDS),
+    )
+    transaction.on_commit(lambda: send_sms(phone_number, f"Your verification code is {code}. It expires soon."))
+    return verification
+
+
+def phone_verify(*, user: User, code: str) -> User:
+    """Check a code against the newest live one; a few wrong tries burn it.
+
+    The transaction commits before a wrong code is reported, so the failed attempt counts.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        verification = (
+            PhoneVerification.objects.select_for_update()
+            .filter(user=user, consumed_at__isnull=True, expires_at__gt=now, phone_number=user.phone_number)
+            .order_by("-created_at")
+            .first()
+        )
+        usable = verification is not None and verification.attempts < settings.PHONE_CODE_MAX_ATTEMPTS
+        matches = usable and hmac.compare_digest(verification.code_hash, _code_hash(code))
+        if usable and not matches:
+            PhoneVerification.objects.filter(pk=verification.pk).update(attempts=F("attempts") + 1)
+        if matches:
+            taken = (
+                User.objects.filter(phone_number=user.phone_number, phone_verified=True).exclude(pk=user.pk).exists()
+            )
+            if taken:
+                raise Conflict("This phone number is verified on another account.", code="PHONE_NUMBER_TAKEN")
+            PhoneVerification.objects.filter(pk=verification.pk).update(consumed_at=now)
+            User.objects.filter(pk=user.pk).update(phone_verified=True, updated_at=now)
+            user.phone_verified = True
+    if not matches:
+        raise InvalidVerificationCode()
+    return user
+
+
+# --- Profiles and administration ------------------------------------------------------------
+
+USER_EDITABLE_FIELDS = ("first_name", "last_name")
+PATIENT_EDITABLE_FIELDS = ("date_of_birth", "time_zone")
+DOCTOR_EDITABLE_FIELDS = ("bio", "consultation_fee", "currency", "consultation_minutes", "time_zone")
+
+
+@transaction.atomic
+def user_update_profile(*, user: User, data: dict) -> User:
+    """Update what a user may change about themselves. Role, verification flags, email,
+    specialty and license number are not among them (staff change those in the admin)."""
+    user_fields = [name for name in USER_EDITABLE_FIELDS if name in data]
+    for name in user_fields:
+        setattr(user, name, data[name])
+    if user_fields:
+        user.save(update_fields=[*user_fields, "updated_at"])
+
+    profile_data = data.get("patient_profile") or data.get("doctor_profile") or {}
+    if user.is_patient:
+        profile, allowed = user.patient_profile, PATIENT_EDITABLE_FIELDS
+    elif user.is_doctor:
+        profile, allowed = user.doctor_profile, DOCTOR_EDITABLE_FIELDS
+    else:
+        return user
+    profile_fields = [name for name in allowed if name in profile_data]
+    for name in profile_fields:
+        setattr(profile, name, profile_data[name])
+    if profile_fields:
+        profile.save(update_fields=profile_fields)
+    return user
+
+
+@transaction.atomic
+def doctor_verify(*, doctor: User) -> None:
+    DoctorProfile.objects.filter(user=doctor, is_verified=False).update(is_verified=True, verified_at=timezone.now())
+
+
+@transaction.atomic
+def user_suspend(*, user: User) -> None:
+    """Block sign-in and end every session the user has, at once."""
+    User.objects.filter(pk=user.pk).update(is_active=False, token_generation=F("token_generation") + 1)
+
+
+@transaction.atomic
+def user_reactivate(*, user: User) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=True)

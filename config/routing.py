@@ -1,0 +1,3 @@
+"""WebSocket URL routes. The realtime endpoint ``/ws/`` is added with its consumer."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from core import views
+
+urlpatterns = [
+    path("live", views.live, name="health-live"),
+    path("ready", views.ready, name="health-ready"),
+]
