@@ -26,7 +26,16 @@ class PatientProfileInline(admin.StackedInline):
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     ordering = ["last_name", "first_name"]
-    list_display = ["email", "full_name", "role", "is_active", "email_verified", "phone_verified", "doctor_verified", "date_joined"]
+    list_display = [
+        "email",
+        "full_name",
+        "role",
+        "is_active",
+        "email_verified",
+        "phone_verified",
+        "doctor_verified",
+        "date_joined",
+    ]
     list_filter = ["role", "is_active", "email_verified", "phone_verified", "doctor_profile__is_verified", "is_staff"]
     search_fields = ["email", "first_name", "last_name", "phone_number", "doctor_profile__license_number"]
     readonly_fields = ["last_login", "date_joined", "updated_at", "token_generation"]
@@ -34,7 +43,10 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Person", {"fields": ["first_name", "last_name", "role", "phone_number", "phone_verified", "email_verified"]}),
-        ("Access", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions", "token_generation"]}),
+        (
+            "Access",
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions", "token_generation"]},
+        ),
         ("Dates", {"fields": ["last_login", "date_joined", "updated_at"]}),
     ]
     add_fieldsets = [

@@ -100,7 +100,9 @@ class PasswordChangeApi(APIView):
     @extend_schema(tags=["auth"], request=PasswordChangeSerializer, responses={200: TokenPairSerializer})
     def post(self, request: Request) -> Response:
         """Change the password. Other devices are signed out; this one gets a fresh token pair."""
-        return Response(services.password_change(user=request.user, **_validated(PasswordChangeSerializer, request.data)))
+        return Response(
+            services.password_change(user=request.user, **_validated(PasswordChangeSerializer, request.data))
+        )
 
 
 class PasswordForgotApi(_PublicAuthApi):
@@ -219,7 +221,9 @@ class DoctorListApi(_DirectoryApi):
 class DoctorDetailApi(APIView):
     @extend_schema(tags=["directory"], responses={200: DoctorDirectorySerializer})
     def get(self, request: Request, doctor_id) -> Response:
-        return Response(DoctorDirectorySerializer(selectors.doctor_get_for_user(user=request.user, doctor_id=doctor_id)).data)
+        return Response(
+            DoctorDirectorySerializer(selectors.doctor_get_for_user(user=request.user, doctor_id=doctor_id)).data
+        )
 
 
 class PatientListApi(_DirectoryApi):

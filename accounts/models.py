@@ -94,9 +94,7 @@ class DoctorProfile(models.Model):
         max_digits=10, decimal_places=2, default=0, validators=[MinValueValidator(0)]
     )
     currency = models.CharField(max_length=3, default="USD")
-    consultation_minutes = models.PositiveSmallIntegerField(
-        default=50, help_text="Default length of a booked session."
-    )
+    consultation_minutes = models.PositiveSmallIntegerField(default=50, help_text="Default length of a booked session.")
     time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
     is_verified = models.BooleanField(
         default=False, help_text="Set by staff after checking the license; only verified doctors can be booked."

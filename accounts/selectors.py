@@ -14,7 +14,9 @@ def doctor_list_for_user(*, user: User, search: str = "", specialty: str = "") -
     if search:
         for word in search.split()[:5]:
             doctors = doctors.filter(
-                Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(doctor_profile__specialty__icontains=word)
+                Q(first_name__icontains=word)
+                | Q(last_name__icontains=word)
+                | Q(doctor_profile__specialty__icontains=word)
             )
     if specialty:
         doctors = doctors.filter(doctor_profile__specialty__iexact=specialty)

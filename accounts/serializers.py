@@ -19,8 +19,15 @@ class DoctorProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = DoctorProfile
         fields = [
-            "specialty", "license_number", "bio", "consultation_fee", "currency",
-            "consultation_minutes", "time_zone", "is_verified", "verified_at",
+            "specialty",
+            "license_number",
+            "bio",
+            "consultation_fee",
+            "currency",
+            "consultation_minutes",
+            "time_zone",
+            "is_verified",
+            "verified_at",
         ]
         read_only_fields = fields
 
@@ -41,9 +48,20 @@ class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = [
-            "id", "email", "first_name", "last_name", "full_name", "role", "phone_number",
-            "phone_verified", "email_verified", "is_active", "date_joined", "last_login",
-            "doctor_profile", "patient_profile",
+            "id",
+            "email",
+            "first_name",
+            "last_name",
+            "full_name",
+            "role",
+            "phone_number",
+            "phone_verified",
+            "email_verified",
+            "is_active",
+            "date_joined",
+            "last_login",
+            "doctor_profile",
+            "patient_profile",
         ]
         read_only_fields = fields
 
@@ -59,7 +77,15 @@ class UserSerializer(serializers.ModelSerializer):
 class DoctorPublicProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = DoctorProfile
-        fields = ["specialty", "bio", "consultation_fee", "currency", "consultation_minutes", "time_zone", "is_verified"]
+        fields = [
+            "specialty",
+            "bio",
+            "consultation_fee",
+            "currency",
+            "consultation_minutes",
+            "time_zone",
+            "is_verified",
+        ]
         read_only_fields = fields
 
 

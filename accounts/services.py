@@ -100,9 +100,7 @@ def user_register(
         transaction.on_commit(lambda: tasks.send_account_exists_email.delay(str(existing.pk)))
         return None
 
-    user = User(
-        email=email, first_name=first_name, last_name=last_name, role=role, phone_number=phone_number or ""
-    )
+    user = User(email=email, first_name=first_name, last_name=last_name, role=role, phone_number=phone_number or "")
     user.set_password(password)
     try:
         with transaction.atomic():
@@ -242,9 +240,7 @@ def email_verify(*, uid: str, token: str) -> User:
 
 def email_verification_resend(*, email: str) -> None:
     """Send a new verification link to an unverified account. Silent either way."""
-    user = User.objects.filter(
-        email=User.objects.normalize_email(email), is_active=True, email_verified=False
-    ).first()
+    user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True, email_verified=False).first()
     if user is not None:
         user_id = str(user.pk)
         transaction.on_commit(lambda: tasks.send_email_verification.delay(user_id))

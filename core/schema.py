@@ -8,9 +8,17 @@ ERROR_SCHEMA = {
             "type": "object",
             "required": ["code", "message", "details", "request_id"],
             "properties": {
-                "code": {"type": "string", "description": "Stable machine-readable code (docs/errors.md).", "example": "VALIDATION_ERROR"},
+                "code": {
+                    "type": "string",
+                    "description": "Stable machine-readable code (docs/errors.md).",
+                    "example": "VALIDATION_ERROR",
+                },
                 "message": {"type": "string", "description": "Human-readable explanation."},
-                "details": {"type": "object", "additionalProperties": True, "description": "Per-field errors or extra data."},
+                "details": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "Per-field errors or extra data.",
+                },
                 "request_id": {"type": "string", "description": "Also in the X-Request-ID response header."},
             },
         }

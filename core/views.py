@@ -21,7 +21,9 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Jso
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("PERMISSION_DENIED", "You do not have permission to perform this action."), status=403)
+    return JsonResponse(
+        error_body("PERMISSION_DENIED", "You do not have permission to perform this action."), status=403
+    )
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,30 +15,99 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Session',
+            name="Session",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('scheduled_start', models.DateTimeField(db_index=True)),
-                ('duration_minutes', models.PositiveSmallIntegerField()),
-                ('session_type', models.CharField(choices=[('initial', 'Initial consultation'), ('follow_up', 'Follow-up')], default='initial', max_length=16)),
-                ('reason', models.TextField(blank=True, default='', verbose_name='reason for visit')),
-                ('status', models.CharField(choices=[('requested', 'Requested'), ('confirmed', 'Confirmed'), ('in_progress', 'In progress'), ('completed', 'Completed'), ('cancelled', 'Cancelled'), ('no_show', 'No-show')], default='requested', max_length=16)),
-                ('payment_status', models.CharField(choices=[('pending', 'Pending'), ('paid', 'Paid'), ('refunded', 'Refunded'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('price', models.DecimalField(decimal_places=2, default=0, max_digits=10)),
-                ('currency', models.CharField(default='USD', max_length=3)),
-                ('actual_start', models.DateTimeField(blank=True, null=True)),
-                ('actual_end', models.DateTimeField(blank=True, null=True)),
-                ('cancellation_reason', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('cancelled_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('doctor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sessions_as_doctor', to=settings.AUTH_USER_MODEL)),
-                ('patient', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sessions_as_patient', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("scheduled_start", models.DateTimeField(db_index=True)),
+                ("duration_minutes", models.PositiveSmallIntegerField()),
+                (
+                    "session_type",
+                    models.CharField(
+                        choices=[("initial", "Initial consultation"), ("follow_up", "Follow-up")],
+                        default="initial",
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True, default="", verbose_name="reason for visit")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("confirmed", "Confirmed"),
+                            ("in_progress", "In progress"),
+                            ("completed", "Completed"),
+                            ("cancelled", "Cancelled"),
+                            ("no_show", "No-show"),
+                        ],
+                        default="requested",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "payment_status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("paid", "Paid"),
+                            ("refunded", "Refunded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("price", models.DecimalField(decimal_places=2, default=0, max_digits=10)),
+                ("currency", models.CharField(default="USD", max_length=3)),
+                ("actual_start", models.DateTimeField(blank=True, null=True)),
+                ("actual_end", models.DateTimeField(blank=True, null=True)),
+                ("cancellation_reason", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "cancelled_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "doctor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sessions_as_doctor",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "patient",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sessions_as_patient",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-scheduled_start'],
-                'indexes': [models.Index(fields=['doctor', 'scheduled_start'], name='consultatio_doctor__1fa28b_idx'), models.Index(fields=['patient', 'scheduled_start'], name='consultatio_patient_fdb4b6_idx'), models.Index(fields=['status', 'scheduled_start'], name='consultatio_status_ee6589_idx')],
+                "ordering": ["-scheduled_start"],
+                "indexes": [
+                    models.Index(fields=["doctor", "scheduled_start"], name="consultatio_doctor__1fa28b_idx"),
+                    models.Index(fields=["patient", "scheduled_start"], name="consultatio_patient_fdb4b6_idx"),
+                    models.Index(fields=["status", "scheduled_start"], name="consultatio_status_ee6589_idx"),
+                ],
             },
         ),
     ]

@@ -16,15 +16,43 @@ DEMO_PASSWORD = "Demo-pass-2026"
 DEMO_USERS = [
     {"email": "staff@demo.clinic", "first_name": "Sam", "last_name": "Staff", "role": Role.STAFF},
     {
-        "email": "dr.house@demo.clinic", "first_name": "Gregory", "last_name": "House", "role": Role.DOCTOR,
-        "doctor": {"specialty": "Internal Medicine", "license_number": "DEMO-MD-0001", "fee": "80.00", "tz": "America/New_York"},
+        "email": "dr.house@demo.clinic",
+        "first_name": "Gregory",
+        "last_name": "House",
+        "role": Role.DOCTOR,
+        "doctor": {
+            "specialty": "Internal Medicine",
+            "license_number": "DEMO-MD-0001",
+            "fee": "80.00",
+            "tz": "America/New_York",
+        },
     },
     {
-        "email": "dr.quinn@demo.clinic", "first_name": "Michaela", "last_name": "Quinn", "role": Role.DOCTOR,
-        "doctor": {"specialty": "Family Medicine", "license_number": "DEMO-MD-0002", "fee": "60.00", "tz": "Europe/London"},
+        "email": "dr.quinn@demo.clinic",
+        "first_name": "Michaela",
+        "last_name": "Quinn",
+        "role": Role.DOCTOR,
+        "doctor": {
+            "specialty": "Family Medicine",
+            "license_number": "DEMO-MD-0002",
+            "fee": "60.00",
+            "tz": "Europe/London",
+        },
     },
-    {"email": "alice@demo.clinic", "first_name": "Alice", "last_name": "Patient", "role": Role.PATIENT, "tz": "Europe/Berlin"},
-    {"email": "bob@demo.clinic", "first_name": "Bob", "last_name": "Patient", "role": Role.PATIENT, "tz": "America/Chicago"},
+    {
+        "email": "alice@demo.clinic",
+        "first_name": "Alice",
+        "last_name": "Patient",
+        "role": Role.PATIENT,
+        "tz": "Europe/Berlin",
+    },
+    {
+        "email": "bob@demo.clinic",
+        "first_name": "Bob",
+        "last_name": "Patient",
+        "role": Role.PATIENT,
+        "tz": "America/Chicago",
+    },
 ]
 
 
