@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 api_v1 = [
     path("", include("accounts.urls")),
+    path("", include("sessions.urls")),
+    path("", include("video_calls.urls")),
 ]
 
 urlpatterns = [

@@ -213,5 +213,9 @@ LOGGING = {
     },
 }
 
+from config.settings.calls import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.channels import *  # noqa: E402,F403
+from config.settings.consultations import *  # noqa: E402,F403
+
+CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE}  # noqa: F405

@@ -34,6 +34,5 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 60 * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(_VAR_DIR / "celerybeat-schedule")
-
-# Periodic sweeps. Each app adds its entries in the issue that introduces it.
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic sweeps are listed next to the rules they enforce (settings/consultations.py,
+# settings/calls.py) and merged into CELERY_BEAT_SCHEDULE in base.py.
