@@ -1,3 +1,4 @@
-from django.urls import path  # noqa: F401
+from video_calls.apis.calls import urlpatterns as call_urlpatterns
+from video_calls.apis.history import urlpatterns as history_urlpatterns
 
-urlpatterns: list = []
+urlpatterns = [*history_urlpatterns, *call_urlpatterns]

@@ -1,0 +1,1 @@
+"""Call endpoints, one module per area; ``video_calls.urls`` joins their ``urlpatterns``."""

@@ -1,0 +1,3 @@
+"""Room, join and ad-hoc call endpoints."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Call history, detail, statistics and quality-metric endpoints."""
+
+urlpatterns: list = []

@@ -1,0 +1,237 @@
+"""Calls, their participants, a row per lifecycle transition, and per-participant quality samples.
+
+A call is either the room of a booked session (one per session) or an ad-hoc call from a
+caller to a callee that rings first. Status changes happen only in ``video_calls.services``,
+as conditional updates, so concurrent actions resolve to one winner.
+"""
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+def new_room_name() -> str:
+    """192 random bits, URL-safe: a room cannot be guessed."""
+    return secrets.token_urlsafe(24)
+
+
+class CallKind(models.TextChoices):
+    SESSION = "session", "Session room"
+    AD_HOC = "ad_hoc", "Ad-hoc call"
+
+
+class CallMedia(models.TextChoices):
+    VIDEO = "video", "Video"
+    VOICE = "voice", "Voice"
+
+
+class CallStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for participants"
+    RINGING = "ringing", "Ringing"
+    ONGOING = "ongoing", "Ongoing"
+    COMPLETED = "completed", "Completed"
+    DECLINED = "declined", "Declined"
+    MISSED = "missed", "Missed"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+
+
+LIVE_CALL_STATUSES = (CallStatus.WAITING, CallStatus.RINGING, CallStatus.ONGOING)
+
+
+class EndReason(models.TextChoices):
+    HANGUP = "hangup", "Hung up"
+    HOST_ENDED = "host_ended", "Ended by the host"
+    STAFF_ENDED = "staff_ended", "Ended by staff"
+    WINDOW_CLOSED = "window_closed", "Join window closed"
+    NO_PARTICIPANTS = "no_participants", "Nobody connected"
+    MAX_DURATION = "max_duration", "Maximum duration reached"
+    SESSION_CANCELLED = "session_cancelled", "Session cancelled"
+    RING_TIMEOUT = "ring_timeout", "Nobody answered"
+    DECLINED = "declined", "Declined"
+    BUSY = "busy", "Callee busy"
+    CALLER_CANCELLED = "caller_cancelled", "Cancelled by the caller"
+
+
+class Call(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=CallKind.choices)
+    media = models.CharField(max_length=8, choices=CallMedia.choices, default=CallMedia.VIDEO)
+    session = models.ForeignKey(
+        "consultations.Session", on_delete=models.PROTECT, null=True, blank=True, related_name="calls"
+    )
+    room_name = models.CharField(max_length=64, unique=True, default=new_room_name, editable=False)
+    status = models.CharField(max_length=16, choices=CallStatus.choices, db_index=True)
+    initiated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="calls_initiated")
+    host = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls_hosted"
+    )
+    title = models.CharField(max_length=200, blank=True, default="")
+
+    # Per-call settings (references 002 and 004).
+    max_participants = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(2)])
+    passcode_hash = models.CharField(max_length=128, blank=True, default="")
+    allow_join_before_host = models.BooleanField(default=False)
+    waiting_room_enabled = models.BooleanField(default=True)
+    chat_enabled = models.BooleanField(default=True)
+    screen_share_enabled = models.BooleanField(default=True)
+    mute_on_join = models.BooleanField(default=False)
+
+    # Lifecycle times, set by the server only.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="First participant joined.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    end_reason = models.CharField(max_length=24, choices=EndReason.choices, blank=True, default="")
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=models.Q(kind="session"),
+                name="video_calls_one_room_per_session",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.id} ({self.status})"
+
+
+class ParticipantRole(models.TextChoices):
+    DOCTOR = "doctor", "Doctor"
+    PATIENT = "patient", "Patient"
+    STAFF = "staff", "Staff"
+    GUEST = "guest", "Guest"
+
+
+class ParticipantStatus(models.TextChoices):
+    INVITED = "invited", "Invited"
+    DECLINED = "declined", "Declined"
+    WAITING = "waiting", "In the waiting room"
+    ADMITTED = "admitted", "Admitted"
+    JOINED = "joined", "In the call"
+    LEFT = "left", "Left"
+    REMOVED = "removed", "Removed by the host"
+
+
+class CallParticipant(models.Model):
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="call_participations")
+    role = models.CharField(max_length=16, choices=ParticipantRole.choices)
+    status = models.CharField(max_length=16, choices=ParticipantStatus.choices, default=ParticipantStatus.INVITED)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    invited_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    first_joined_at = models.DateTimeField(null=True, blank=True)
+    joined_at = models.DateTimeField(null=True, blank=True, help_text="Latest join.")
+    left_at = models.DateTimeField(null=True, blank=True, help_text="Latest leave.")
+    connected_seconds = models.PositiveIntegerField(default=0, help_text="Sum over every join-leave span.")
+    audio_enabled = models.BooleanField(default=True)
+    video_enabled = models.BooleanField(default=True)
+    screen_sharing = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["call", "id"]
+        constraints = [models.UniqueConstraint(fields=["call", "user"], name="video_calls_one_row_per_participant")]
+        indexes = [models.Index(fields=["user", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.call_id} ({self.status})"
+
+
+class CallEventType(models.TextChoices):
+    INITIATED = "initiated", "Initiated"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    MISSED = "missed", "Missed"
+    CANCELLED = "cancelled", "Cancelled"
+    JOINED = "joined", "Participant joined"
+    LEFT = "left", "Participant left"
+    INVITED = "invited", "Participant invited"
+    INVITE_DECLINED = "invite_declined", "Invitation declined"
+    CHECKED_IN = "checked_in", "Checked in to the waiting room"
+    ADMITTED = "admitted", "Admitted from the waiting room"
+    SENT_BACK = "sent_back", "Sent back to the waiting room"
+    REMOVED = "removed", "Participant removed"
+    HOST_CHANGED = "host_changed", "Host changed"
+    ENDED = "ended", "Ended"
+    FAILED = "failed", "Failed"
+
+
+class CallEvent(models.Model):
+    """One row per lifecycle transition: the call's history, in order."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=24, choices=CallEventType.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The participant the event is about, when not the actor.",
+    )
+    at = models.DateTimeField(db_index=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class QualityGrade(models.TextChoices):
+    EXCELLENT = "excellent", "Excellent"
+    GOOD = "good", "Good"
+    FAIR = "fair", "Fair"
+    POOR = "poor", "Poor"
+    BAD = "bad", "Bad"
+
+
+class CallQualitySample(models.Model):
+    """One participant's connection statistics at one moment, as their client measured them."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="quality_samples")
+    participant = models.ForeignKey(CallParticipant, on_delete=models.CASCADE, related_name="quality_samples")
+    recorded_at = models.DateTimeField(db_index=True)
+    rtt_ms = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(60_000)])
+    packet_loss_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    jitter_ms = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(60_000)])
+    audio_bitrate_kbps = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(100_000)])
+    video_bitrate_kbps = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(100_000)])
+    resolution_width = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(7680)])
+    resolution_height = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(4320)])
+    frame_rate = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(240)]
+    )
+    cpu_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    memory_mb = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(1_048_576)])
+    audio_quality = models.CharField(max_length=16, choices=QualityGrade.choices, blank=True, default="")
+    video_quality = models.CharField(max_length=16, choices=QualityGrade.choices, blank=True, default="")
+
+    class Meta:
+        ordering = ["recorded_at", "id"]
+        indexes = [models.Index(fields=["call", "participant", "recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"Quality of {self.participant_id} at {self.recorded_at:%H:%M:%S}"
