@@ -20,10 +20,11 @@ else:
         "data_folder_in": str(_QUEUE_DIR / "queue"),
         "data_folder_out": str(_QUEUE_DIR / "queue"),
         "processed_folder": str(_QUEUE_DIR / "processed"),
+        "control_folder": str(_QUEUE_DIR / "control"),
         "store_processed": False,
     }
     # The filesystem transport expects its folders to exist.
-    for _folder in ("queue", "processed", "results"):
+    for _folder in ("queue", "processed", "results", "control"):
         (_QUEUE_DIR / _folder).mkdir(parents=True, exist_ok=True)
 
 CELERY_TASK_SERIALIZER = "json"
