@@ -31,9 +31,9 @@ run: migrate
 	@echo "Admin      http://$(HOST):$(PORT)/admin/   (staff@demo.clinic)"
 	@echo "WebSocket  ws://$(HOST):$(PORT)/ws/"
 	@echo ""
-	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & \
-	$(BIN)/celery -A config beat --loglevel=INFO & \
+	@$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & worker=$$!; \
+	$(BIN)/celery -A config beat --loglevel=INFO & beat=$$!; \
+	trap 'kill $$worker $$beat 2>/dev/null; wait' EXIT INT TERM; \
 	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 ## test: install what the suite needs and run all of it.
