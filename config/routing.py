@@ -1,3 +1,5 @@
-"""WebSocket URL routes. The realtime endpoint ``/ws/`` is added with its consumer."""
+"""WebSocket URL routes: the one realtime endpoint, ``/ws/``."""
 
-websocket_urlpatterns: list = []
+from realtime.routing import websocket_urlpatterns
+
+__all__ = ["websocket_urlpatterns"]

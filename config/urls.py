@@ -8,6 +8,8 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("sessions.urls")),
     path("", include("video_calls.urls")),
+    path("", include("presence.urls")),
+    path("", include("realtime.urls")),
 ]
 
 urlpatterns = [

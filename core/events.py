@@ -45,3 +45,18 @@ def send_on_commit(groups: Iterable[str], event_type: str, data: dict[str, Any])
     """Queue an event for the groups once the current transaction commits."""
     groups = list(groups)
     transaction.on_commit(lambda: send_now(groups, event_type, data))
+
+
+def close_user_connections_on_commit(user_id: Any) -> None:
+    """After commit, close every open WebSocket of the user (signed out everywhere, suspended)."""
+
+    def close() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(user_group(user_id), {"type": "connection.revoke"})
+        except Exception:
+            logger.exception("Could not close a user's connections")
+
+    transaction.on_commit(close)

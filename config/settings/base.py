@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "video_calls",
     "messaging",
     "presence",
+    "realtime",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,11 @@ PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
 # --- CORS for the React client ----------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+# Browsers always send Origin on a WebSocket handshake; native clients must send one of these too.
+WEBSOCKET_ALLOWED_ORIGINS = env.list(
+    "WEBSOCKET_ALLOWED_ORIGINS",
+    default=[*CORS_ALLOWED_ORIGINS, "http://localhost:8000", "http://127.0.0.1:8000"],
+)
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -192,6 +198,17 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Choice sets that share a field name ("status", "role", "kind") get distinct, stable names.
+    "ENUM_NAME_OVERRIDES": {
+        "CallKindEnum": "video_calls.models.CallKind",
+        "CallMediaEnum": "video_calls.models.CallMedia",
+        "CallStatusEnum": "video_calls.models.CallStatus",
+        "CallEndReasonEnum": "video_calls.models.EndReason",
+        "CallParticipantRoleEnum": "video_calls.models.ParticipantRole",
+        "CallParticipantStatusEnum": "video_calls.models.ParticipantStatus",
+        "CallQualityGradeEnum": "video_calls.models.QualityGrade",
+        "CallQualityAssessmentEnum": "video_calls.services.quality.QualityAssessment",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.add_error_responses",
@@ -221,5 +238,6 @@ from config.settings.calls import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.channels import *  # noqa: E402,F403
 from config.settings.consultations import *  # noqa: E402,F403
+from config.settings.realtime import *  # noqa: E402,F403
 
-CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE}  # noqa: F405
+CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405

@@ -1,0 +1,23 @@
+"""The WebSocket endpoint: tickets, frame and rate limits, presence heartbeats, reconnect grace."""
+
+from config.settings.env import env
+
+# A ticket from POST /api/v1/realtime/tickets/ opens one connection within this many seconds.
+REALTIME_TICKET_TTL_SECONDS = env.int("REALTIME_TICKET_TTL_SECONDS", default=30)
+# A larger frame closes the connection with 1009 (message too big).
+REALTIME_MAX_FRAME_BYTES = env.int("REALTIME_MAX_FRAME_BYTES", default=64 * 1024)
+# Messages a connection may send: a sustained rate per second and a burst.
+REALTIME_RATE_PER_SECOND = env.float("REALTIME_RATE_PER_SECOND", default=50.0)
+REALTIME_RATE_BURST = env.int("REALTIME_RATE_BURST", default=200)
+# Clients send presence.heartbeat this often; a connection silent for the timeout is dropped.
+PRESENCE_HEARTBEAT_SECONDS = env.int("PRESENCE_HEARTBEAT_SECONDS", default=25)
+PRESENCE_TIMEOUT_SECONDS = env.int("PRESENCE_TIMEOUT_SECONDS", default=75)
+# A dropped connection leaves its calls only if the user has not reconnected by then.
+REALTIME_RECONNECT_GRACE_SECONDS = env.int("REALTIME_RECONNECT_GRACE_SECONDS", default=20)
+
+REALTIME_BEAT_SCHEDULE = {
+    "presence-sweep-stale-connections": {
+        "task": "presence.tasks.sweep_stale_connections",
+        "schedule": float(env.int("PRESENCE_SWEEP_SECONDS", default=30)),
+    },
+}

@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from presence.models import PresenceConnection, UserPresence
+
+
+@admin.register(UserPresence)
+class UserPresenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "status", "chosen_status", "last_seen_at"]
+    list_filter = ["status"]
+    search_fields = ["user__email", "user__last_name"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "status", "chosen_status", "last_seen_at", "updated_at"]
+
+
+@admin.register(PresenceConnection)
+class PresenceConnectionAdmin(admin.ModelAdmin):
+    list_display = ["user", "opened_at", "last_heartbeat_at"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "channel_name", "opened_at", "last_heartbeat_at"]

@@ -1,0 +1,43 @@
+"""Presence endpoints: my status, someone's presence (same privacy rule as the socket), and the
+doctors available now."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.pagination import PageNumberPagination
+from presence import selectors, services
+from presence.serializers import OnlineDoctorSerializer, PresenceSerializer, PresenceUpdateSerializer
+
+
+class MyPresenceApi(APIView):
+    @extend_schema(tags=["presence"], responses={200: PresenceSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(
+            PresenceSerializer(selectors.presence_get_for_user(viewer=request.user, user_id=request.user.pk)).data
+        )
+
+    @extend_schema(tags=["presence"], request=PresenceUpdateSerializer, responses={200: PresenceSerializer})
+    def put(self, request: Request) -> Response:
+        """Choose online, away or do-not-disturb. Busy is set by being in a call, offline by
+        having no connection."""
+        serializer = PresenceUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        presence = services.presence_set_status(user=request.user, status=serializer.validated_data["status"])
+        return Response(PresenceSerializer(presence).data)
+
+
+class UserPresenceApi(APIView):
+    @extend_schema(tags=["presence"], responses={200: PresenceSerializer})
+    def get(self, request: Request, user_id) -> Response:
+        return Response(PresenceSerializer(selectors.presence_get_for_user(viewer=request.user, user_id=user_id)).data)
+
+
+class OnlineDoctorListApi(APIView):
+    @extend_schema(tags=["presence"], responses={200: OnlineDoctorSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        """Verified doctors connected now, with their status."""
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(selectors.online_doctor_list(viewer=request.user), request, view=self)
+        return paginator.get_paginated_response(OnlineDoctorSerializer(page, many=True).data)

@@ -1,0 +1,106 @@
+"""Presence writes: connections opening and closing, heartbeats, chosen statuses, the sweep.
+
+The status others see is derived in one place (``_derive_status``) and stored, so reads are a
+single row; whenever it changes, ``presence.updated`` goes to the user's own connections and to
+the people in a care relationship with them (never to other patients).
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from core.events import send_on_commit, user_group
+from core.exceptions import InvalidInput
+from presence.models import CHOOSABLE_STATUSES, PresenceConnection, PresenceStatus, UserPresence
+from presence.selectors import care_relation_ids
+
+
+def _in_call(user: User) -> bool:
+    from video_calls.models import LIVE_CALL_STATUSES, CallParticipant, ParticipantStatus
+
+    return CallParticipant.objects.filter(
+        user=user, status=ParticipantStatus.JOINED, call__status__in=LIVE_CALL_STATUSES
+    ).exists()
+
+
+def _derive_status(user: User, chosen: str) -> str:
+    if not PresenceConnection.objects.filter(user=user).exists():
+        return PresenceStatus.OFFLINE
+    if chosen == PresenceStatus.DO_NOT_DISTURB:
+        return PresenceStatus.DO_NOT_DISTURB
+    if _in_call(user):
+        return PresenceStatus.BUSY
+    return chosen
+
+
+def presence_payload(presence: UserPresence) -> dict:
+    return {
+        "user_id": str(presence.user_id),
+        "status": presence.status,
+        "last_seen_at": presence.last_seen_at.isoformat() if presence.last_seen_at else None,
+    }
+
+
+@transaction.atomic
+def presence_refresh(*, user: User) -> UserPresence:
+    """Recompute what others see of ``user`` and tell them if it changed. Called after any
+    change that may affect it: connections, chosen status, joining or leaving a call."""
+    presence, _ = UserPresence.objects.select_for_update().get_or_create(user=user)
+    status = _derive_status(user, presence.chosen_status)
+    if status != presence.status:
+        presence.status = status
+        presence.last_seen_at = timezone.now()
+        presence.save(update_fields=["status", "last_seen_at", "updated_at"])
+        audience = {user.pk, *care_relation_ids(user=user)}
+        send_on_commit([user_group(pk) for pk in audience], "presence.updated", presence_payload(presence))
+    return presence
+
+
+@transaction.atomic
+def presence_connection_open(*, user: User, channel_name: str) -> UserPresence:
+    now = timezone.now()
+    PresenceConnection.objects.update_or_create(
+        channel_name=channel_name, defaults={"user": user, "opened_at": now, "last_heartbeat_at": now}
+    )
+    return presence_refresh(user=user)
+
+
+@transaction.atomic
+def presence_connection_close(*, user: User, channel_name: str) -> UserPresence:
+    PresenceConnection.objects.filter(channel_name=channel_name).delete()
+    return presence_refresh(user=user)
+
+
+def presence_heartbeat(*, channel_name: str) -> bool:
+    """Keep a connection live. False if the sweep already dropped it (the client should
+    reconnect to be counted again)."""
+    return PresenceConnection.objects.filter(channel_name=channel_name).update(last_heartbeat_at=timezone.now()) == 1
+
+
+@transaction.atomic
+def presence_set_status(*, user: User, status: str) -> UserPresence:
+    if status not in CHOOSABLE_STATUSES:
+        raise InvalidInput(
+            details={
+                "status": [{"message": f"Choose one of {', '.join(CHOOSABLE_STATUSES)}.", "code": "invalid_choice"}]
+            }
+        )
+    UserPresence.objects.update_or_create(user=user, defaults={"chosen_status": status})
+    return presence_refresh(user=user)
+
+
+def presence_sweep(*, now=None) -> int:
+    """Drop connections whose heartbeats stopped (a crashed process, a lost network) in one
+    bulk delete, then refresh the users left without a live connection. Returns how many
+    connections were dropped."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    stale = PresenceConnection.objects.filter(last_heartbeat_at__lt=cutoff)
+    user_ids = set(stale.values_list("user_id", flat=True))
+    dropped, _ = stale.delete()
+    for user in User.objects.filter(pk__in=user_ids):
+        presence_refresh(user=user)
+    return dropped

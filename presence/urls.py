@@ -1,0 +1,9 @@
+from django.urls import path
+
+from presence import apis
+
+urlpatterns = [
+    path("presence/me/", apis.MyPresenceApi.as_view(), name="presence-me"),
+    path("presence/doctors/", apis.OnlineDoctorListApi.as_view(), name="presence-online-doctors"),
+    path("presence/<uuid:user_id>/", apis.UserPresenceApi.as_view(), name="presence-user"),
+]

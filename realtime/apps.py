@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    """The one WebSocket endpoint, ``/ws/``: authentication, the envelope, and dispatch to the
+    handlers each app registers in its ``consumers`` module."""
+
+    name = "realtime"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Handler modules register their message types on import.
+        from presence import consumers as presence_handlers  # noqa: F401

@@ -1,0 +1,153 @@
+"""The realtime WebSocket consumer: one connection per tab or device, at ``/ws/``.
+
+It authenticates with a ticket, parses the envelope, applies the frame and rate limits, hands
+each message to the handler its app registered (realtime/registry.py), and forwards the
+domain's events (core/events.py) from the user's and calls' groups to the client.
+"""
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from rest_framework.exceptions import ValidationError
+
+from core.events import user_group
+from core.exceptions import ApplicationError, InvalidInput
+from presence.services import presence_connection_close, presence_connection_open
+from realtime import protocol
+from realtime.ratelimit import TokenBucket
+from realtime.registry import DISCONNECT_HOOKS, HANDLERS
+from realtime.tickets import ticket_redeem
+
+logger = logging.getLogger(__name__)
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    user = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels runs ``close_old_connections`` in its one shared sync thread before every
+        message; most of ours (signaling, forwarded events) never touch the database, and the
+        ones that do go through ``database_sync_to_async``, which already closes stale
+        connections in the thread that uses them. Skipping it here keeps relays off that
+        thread (docs/performance.md)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- Connection lifecycle ---------------------------------------------------------------
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        ticket = (query.get("ticket") or [""])[0]
+        self.user = await database_sync_to_async(ticket_redeem)(ticket=ticket)
+        await self.accept()
+        if self.user is None:
+            await self.close(code=protocol.CLOSE_AUTH_FAILED)
+            return
+        self.groups_joined: set[str] = set()
+        self.bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
+        presence = await database_sync_to_async(presence_connection_open)(
+            user=self.user, channel_name=self.channel_name
+        )
+        # Joined after the presence change is announced: this connection learns its status from
+        # connection.ready; the user's other connections from presence.updated.
+        await self.group_join(user_group(self.user.pk))
+        await self.send_event(
+            "connection.ready",
+            {
+                "user_id": str(self.user.pk),
+                "heartbeat_seconds": settings.PRESENCE_HEARTBEAT_SECONDS,
+                "presence": {"status": presence.status},
+            },
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.user is None:
+            return
+        for group in list(getattr(self, "groups_joined", ())):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await database_sync_to_async(presence_connection_close)(user=self.user, channel_name=self.channel_name)
+        for hook in DISCONNECT_HOOKS:
+            try:
+                await hook(self)
+            except Exception:  # one failing hook must not stop the others
+                logger.exception("Disconnect hook %s failed", getattr(hook, "__name__", hook))
+
+    async def group_join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.add(group)
+
+    async def group_leave(self, group: str) -> None:
+        await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined.discard(group)
+
+    # --- From the client --------------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user is None:
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.REALTIME_MAX_FRAME_BYTES:
+            await self.close(code=protocol.CLOSE_MESSAGE_TOO_BIG)
+            return
+        if text_data is None:
+            await self.send_error(protocol.MalformedMessage("Binary frames are not accepted."), None)
+            return
+        if not self.bucket.take():
+            await self.send_error(protocol.RateLimited(), protocol.request_id_of(text_data))
+            return
+        try:
+            envelope = protocol.parse_envelope(text_data)
+        except protocol.ProtocolError as error:
+            await self.send_error(error, protocol.request_id_of(text_data))
+            return
+        await self.handle(envelope)
+
+    async def handle(self, envelope: protocol.Envelope) -> None:
+        handler = HANDLERS.get(envelope.type)
+        if handler is None:
+            await self.send_error(protocol.UnknownEventType(details={"type": envelope.type}), envelope.id)
+            return
+        try:
+            data = envelope.data
+            if handler.serializer is not None:
+                serializer = handler.serializer(data=data)
+                try:
+                    serializer.is_valid(raise_exception=True)
+                except ValidationError as invalid:
+                    raise InvalidInput(details=invalid.get_full_details()) from None
+                data = serializer.validated_data
+            result = await handler.func(self, data)
+        except ApplicationError as error:
+            await self.send_error(error, envelope.id)
+            return
+        except Exception:
+            logger.exception("Unhandled error in realtime handler for %s", envelope.type)
+            await self.send_error(
+                ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR"), envelope.id
+            )
+            return
+        if result is not None or envelope.id is not None:
+            await self.send(text_data=protocol.encode("ack", {"type": envelope.type, **(result or {})}, envelope.id))
+
+    # --- To the client ----------------------------------------------------------------------
+
+    async def send_event(self, event_type: str, data: dict, request_id: str | None = None) -> None:
+        await self.send(text_data=protocol.encode(event_type, data, request_id))
+
+    async def send_error(self, error: ApplicationError, request_id: str | None) -> None:
+        await self.send(text_data=protocol.encode("error", protocol.error_data(error), request_id))
+
+    async def domain_event(self, message: dict) -> None:
+        """An event from core.events, sent to a group this connection is in."""
+        event = message["event"]
+        await self.send(text_data=protocol.encode(event["type"], event["data"]))
+
+    async def connection_revoke(self, message: dict) -> None:
+        """The user signed out everywhere or was suspended: this connection ends too."""
+        await self.close(code=protocol.CLOSE_REVOKED)

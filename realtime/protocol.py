@@ -1,0 +1,85 @@
+"""The WebSocket envelope and its errors (docs/realtime.md).
+
+Both directions: ``{"type": "...", "data": {...}, "id": "<optional client request id>"}``.
+A request that succeeds is answered ``{"type": "ack", "id": ..., "data": {...}}``; one that
+fails ``{"type": "error", "id": ..., "data": {"code", "message", "details"}}``, with the codes
+the REST API uses. Errors never close the connection, except the ones listed as close codes.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from core.exceptions import ApplicationError
+
+# Close codes.
+CLOSE_AUTH_FAILED = 4401  # no ticket, or an unknown, expired, used or revoked one
+CLOSE_MESSAGE_TOO_BIG = 1009  # a frame larger than REALTIME_MAX_FRAME_BYTES
+CLOSE_REVOKED = 4403  # the user was signed out everywhere or suspended while connected
+
+
+class ProtocolError(ApplicationError):
+    status = 400
+
+
+class MalformedMessage(ProtocolError):
+    code = "MALFORMED_MESSAGE"
+    default_message = 'Send a JSON object: {"type": "...", "data": {...}, "id": "..."}.'
+
+
+class UnknownEventType(ProtocolError):
+    code = "UNKNOWN_EVENT_TYPE"
+    default_message = "Unknown message type."
+
+
+class RateLimited(ProtocolError):
+    code = "RATE_LIMITED"
+    status = 429
+    default_message = "Too many messages; this one was dropped."
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    data: dict[str, Any]
+    id: str | None
+
+
+def parse_envelope(text: str) -> Envelope:
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        raise MalformedMessage("The message is not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise MalformedMessage()
+    request_id = message.get("id")
+    if request_id is not None and (not isinstance(request_id, str | int) or len(str(request_id)) > 64):
+        raise MalformedMessage("The id must be a string of at most 64 characters.")
+    request_id = None if request_id is None else str(request_id)
+    event_type = message.get("type")
+    data = message.get("data", {})
+    if not isinstance(event_type, str) or not event_type or not isinstance(data, dict):
+        raise MalformedMessage()
+    return Envelope(type=event_type, data=data, id=request_id)
+
+
+def request_id_of(text: str) -> str | None:
+    """Best effort: the id of a message that failed to parse as an envelope, for the error."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(message, dict) and isinstance(message.get("id"), str | int):
+        return str(message["id"])[:64]
+    return None
+
+
+def encode(event_type: str, data: dict[str, Any], request_id: str | None = None) -> str:
+    message: dict[str, Any] = {"type": event_type, "data": data}
+    if request_id is not None:
+        message["id"] = request_id
+    return json.dumps(message, separators=(",", ":"), default=str)
+
+
+def error_data(error: ApplicationError) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "details": error.details}

@@ -1,0 +1,42 @@
+"""Message types clients may send, and the handler each app registers for them.
+
+A handler is ``async def handler(connection, data) -> dict | None``: ``connection`` is the
+consumer (``connection.user``, ``connection.channel_name``), ``data`` the envelope's data,
+already validated by the handler's serializer. It calls services (through
+``database_sync_to_async``) and returns what the ``ack`` carries, or None.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import serializers
+
+HandlerFunc = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+DisconnectHook = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    func: HandlerFunc
+    serializer: type[serializers.Serializer] | None
+
+
+HANDLERS: dict[str, Handler] = {}
+DISCONNECT_HOOKS: list[DisconnectHook] = []
+
+
+def handles(event_type: str, *, serializer: type[serializers.Serializer] | None = None):
+    def register(func: HandlerFunc) -> HandlerFunc:
+        if event_type in HANDLERS:
+            raise RuntimeError(f"Two handlers for {event_type}")
+        HANDLERS[event_type] = Handler(func=func, serializer=serializer)
+        return func
+
+    return register
+
+
+def on_disconnect(func: DisconnectHook) -> DisconnectHook:
+    """Run when an authenticated connection closes (after its groups are left)."""
+    DISCONNECT_HOOKS.append(func)
+    return func
