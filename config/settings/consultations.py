@@ -1,3 +1,35 @@
-"""Booking, join-window and payment rules of consultation sessions (the ``sessions`` app)."""
+"""Booking, join-window and payment rules of consultation sessions (the ``sessions`` app).
 
-CONSULTATIONS_BEAT_SCHEDULE: dict = {}
+Every value can be set from the environment; docs/sessions.md and docs/payments.md describe them.
+"""
+
+from config.settings.env import env
+
+# Minimum gap between two non-cancelled sessions of the same doctor or the same patient. It is
+# stored on each session at booking time (``blocked_until``), so changing it affects new bookings
+# and reschedules, not sessions already on the calendar.
+SESSION_BUFFER_MINUTES = env.int("SESSION_BUFFER_MINUTES", default=30)
+# How far ahead a session can be booked; also keeps date arithmetic far from datetime's limits.
+SESSION_BOOKING_HORIZON_DAYS = env.int("SESSION_BOOKING_HORIZON_DAYS", default=365)
+SESSION_MIN_DURATION_MINUTES = env.int("SESSION_MIN_DURATION_MINUTES", default=10)
+SESSION_MAX_DURATION_MINUTES = env.int("SESSION_MAX_DURATION_MINUTES", default=240)
+# A patient may cancel or reschedule only up to this long before the start; doctors and staff any time.
+SESSION_PATIENT_CANCEL_NOTICE_HOURS = env.int("SESSION_PATIENT_CANCEL_NOTICE_HOURS", default=24)
+
+# The join window: from this many minutes before the start to this many after it.
+JOIN_WINDOW_OPENS_MINUTES_BEFORE = env.int("JOIN_WINDOW_OPENS_MINUTES_BEFORE", default=15)
+JOIN_WINDOW_CLOSES_MINUTES_AFTER = env.int("JOIN_WINDOW_CLOSES_MINUTES_AFTER", default=120)
+
+# How often the no-show sweep runs.
+SESSION_NO_SHOW_SWEEP_SECONDS = env.int("SESSION_NO_SHOW_SWEEP_SECONDS", default=300)
+
+# Payment provider webhook (docs/payments.md). With no secret the webhook refuses every call.
+PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
+PAYMENT_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+
+CONSULTATIONS_BEAT_SCHEDULE: dict = {
+    "sessions-mark-no-shows": {
+        "task": "sessions.tasks.sessions_mark_no_shows",
+        "schedule": float(SESSION_NO_SHOW_SWEEP_SECONDS),
+    },
+}

@@ -1,0 +1,18 @@
+"""Periodic work of the sessions app (scheduled in config/settings/consultations.py)."""
+
+import logging
+
+from celery import shared_task
+
+from sessions.services import session_no_show_sweep
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def sessions_mark_no_shows() -> int:
+    """Sessions whose join window closed without both participants become ``no_show`` (one bulk UPDATE)."""
+    count = session_no_show_sweep()
+    if count:
+        logger.info("Marked %d sessions as no-show", count)
+    return count

@@ -1,0 +1,349 @@
+"""Confirm, cancel and reschedule through the API; the video call's join and completion; the
+no-show sweep. Every state change is conditional, so a second attempt gets a 409."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from core.exceptions import Conflict, NotFound
+from sessions import services
+from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
+from sessions.tasks import sessions_mark_no_shows
+from tests.assertions import assert_error
+from tests.conftest import client_for
+from tests.factories import DoctorFactory
+from tests.sessions.conftest import NOW
+from tests.sessions.factories import ConfirmedPaidSessionFactory, SessionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def url(session, action: str = "") -> str:
+    return f"/api/v1/sessions/{session.pk}/" + (f"{action}/" if action else "")
+
+
+# --- Confirm -------------------------------------------------------------------------------------
+
+
+def test_the_doctor_confirms_a_requested_session(doctor_client, session, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = doctor_client.post(url(session, "confirm"))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "confirmed"
+    session.refresh_from_db()
+    assert (session.status, session.confirmed_at) == (SessionStatus.CONFIRMED, NOW)
+    assert len(callbacks) == 1  # the session.confirmed event to both participants
+
+
+def test_staff_confirm_any_session(staff_client, session):
+    response = staff_client.post(url(session, "confirm"))
+
+    assert response.status_code == 200, response.content
+
+
+def test_the_patient_cannot_confirm(patient_client, session):
+    response = patient_client.post(url(session, "confirm"))
+
+    assert_error(response, 403, "PERMISSION_DENIED")
+    session.refresh_from_db()
+    assert session.status == SessionStatus.REQUESTED
+
+
+def test_another_doctor_does_not_see_the_session(session):
+    response = client_for(DoctorFactory()).post(url(session, "confirm"))
+
+    assert_error(response, 404, "NOT_FOUND")
+
+
+def test_another_patient_does_not_see_the_session(outsider_client, session):
+    assert_error(outsider_client.post(url(session, "confirm")), 404, "NOT_FOUND")
+    assert_error(outsider_client.get(url(session)), 404, "NOT_FOUND")
+
+
+def test_anonymous_is_refused(anon_client, session):
+    assert_error(anon_client.post(url(session, "confirm")), 401, "NOT_AUTHENTICATED")
+
+
+def test_confirming_twice_conflicts(doctor_client, session):
+    doctor_client.post(url(session, "confirm"))
+
+    response = doctor_client.post(url(session, "confirm"))
+
+    error = assert_error(response, 409, "INVALID_SESSION_STATE")
+    assert error["details"]["status"] == "confirmed"
+
+
+def test_a_stale_copy_cannot_confirm_a_cancelled_session(doctor, session):
+    """The conditional update reads the row, not the caller's copy."""
+    Session.objects.filter(pk=session.pk).update(status=SessionStatus.CANCELLED)
+
+    with pytest.raises(Conflict) as raised:
+        services.session_confirm(session=session, user=doctor)
+
+    assert raised.value.code == "INVALID_SESSION_STATE"
+    assert Session.objects.get(pk=session.pk).status == SessionStatus.CANCELLED
+
+
+# --- Cancel --------------------------------------------------------------------------------------
+
+
+def test_the_patient_cancels_with_enough_notice(patient_client, patient, session):
+    response = patient_client.post(url(session, "cancel"), {"reason": "Feeling better"}, format="json")
+
+    assert response.status_code == 200, response.content
+    session.refresh_from_db()
+    assert session.status == SessionStatus.CANCELLED
+    assert (session.cancelled_by, session.cancelled_at, session.cancellation_reason) == (
+        patient,
+        NOW,
+        "Feeling better",
+    )
+    assert session.refund_requested_at is None  # nothing was paid
+
+
+def test_the_patient_cannot_cancel_inside_the_notice_period(patient_client, session):
+    with time_machine.travel(session.scheduled_start - timedelta(hours=23), tick=False):
+        response = client_for(session.patient).post(url(session, "cancel"), {}, format="json")
+
+    error = assert_error(response, 409, "NOTICE_PERIOD_PASSED")
+    assert error["details"] == {"notice_hours": 24}
+    assert Session.objects.get(pk=session.pk).status == SessionStatus.REQUESTED
+
+
+def test_the_doctor_may_cancel_late(session):
+    with time_machine.travel(session.scheduled_start - timedelta(hours=1), tick=False):
+        response = client_for(session.doctor).post(url(session, "cancel"), {}, format="json")
+
+    assert response.status_code == 200, response.content
+
+
+def test_cancelling_a_paid_session_marks_it_for_refund(staff_client, doctor, patient):
+    paid = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+
+    response = staff_client.post(url(paid, "cancel"), {}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["refund_requested_at"] == "2026-03-02T09:00:00Z"
+    paid.refresh_from_db()
+    assert (paid.payment_status, paid.refund_requested_at) == (PaymentStatus.PAID, NOW)
+
+
+def test_cancelling_twice_conflicts(patient_client, session):
+    patient_client.post(url(session, "cancel"), {}, format="json")
+
+    assert_error(patient_client.post(url(session, "cancel"), {}, format="json"), 409, "INVALID_SESSION_STATE")
+
+
+def test_an_over_long_cancellation_reason_is_a_validation_error(patient_client, session):
+    response = patient_client.post(url(session, "cancel"), {"reason": "x" * 1001}, format="json")
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert "reason" in error["details"]
+
+
+# --- Reschedule ----------------------------------------------------------------------------------
+
+
+def test_the_doctor_reschedules_and_the_session_stays_confirmed(doctor_client, session):
+    Session.objects.filter(pk=session.pk).update(status=SessionStatus.CONFIRMED)
+
+    response = doctor_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-06T10:00:00Z"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    session.refresh_from_db()
+    assert session.scheduled_start == datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
+    assert session.blocked_until == datetime(2026, 3, 6, 11, 20, tzinfo=UTC)
+    assert session.status == SessionStatus.CONFIRMED
+
+
+def test_a_patient_reschedule_needs_the_doctor_to_confirm_again(patient_client, session):
+    Session.objects.filter(pk=session.pk).update(status=SessionStatus.CONFIRMED, confirmed_at=NOW)
+
+    response = patient_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-06T10:00:00Z"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "requested"
+    assert response.json()["confirmed_at"] is None
+
+
+def test_rescheduling_onto_another_session_conflicts(doctor_client, doctor, session):
+    SessionFactory(doctor=doctor, scheduled_start=datetime(2026, 3, 6, 10, 0, tzinfo=UTC))
+
+    response = doctor_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-06T10:30:00Z"}, format="json"
+    )
+
+    assert_error(response, 409, "SCHEDULE_CONFLICT")
+    assert Session.objects.get(pk=session.pk).scheduled_start == datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
+
+
+def test_rescheduling_within_its_own_old_slot_is_allowed(doctor_client, session):
+    response = doctor_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-05T15:10:00Z"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+
+
+def test_rescheduling_into_the_past_is_refused(doctor_client, session):
+    response = doctor_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-01T10:00:00Z"}, format="json"
+    )
+
+    assert_error(response, 400, "START_IN_PAST")
+
+
+def test_rescheduling_a_cancelled_session_conflicts(doctor_client, session):
+    Session.objects.filter(pk=session.pk).update(status=SessionStatus.CANCELLED)
+
+    response = doctor_client.post(
+        url(session, "reschedule"), {"scheduled_start": "2026-03-06T10:00:00Z"}, format="json"
+    )
+
+    assert_error(response, 409, "INVALID_SESSION_STATE")
+
+
+def test_rescheduling_with_a_malformed_date_is_a_validation_error(doctor_client, session):
+    response = doctor_client.post(url(session, "reschedule"), {"scheduled_start": "next week"}, format="json")
+
+    assert_error(response, 400, "VALIDATION_ERROR")
+
+
+# --- Joins and completion (called by the video call) ----------------------------------------------
+
+
+def test_the_first_join_starts_a_confirmed_session(doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+    joined = session.scheduled_start - timedelta(minutes=5)
+
+    session = services.session_record_join(session=session, user=patient, at=joined)
+
+    assert (session.status, session.actual_start, session.patient_joined_at) == (
+        SessionStatus.IN_PROGRESS,
+        joined,
+        joined,
+    )
+    assert session.doctor_joined_at is None
+
+
+def test_later_joins_keep_the_first_join_time(doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+    first = session.scheduled_start
+    services.session_record_join(session=session, user=patient, at=first)
+    services.session_record_join(session=session, user=doctor, at=first + timedelta(minutes=2))
+
+    session = services.session_record_join(session=session, user=patient, at=first + timedelta(minutes=9))
+
+    assert session.patient_joined_at == first
+    assert session.doctor_joined_at == first + timedelta(minutes=2)
+    assert session.actual_start == first
+
+
+def test_an_outsider_join_is_not_recorded(outsider, doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+
+    with pytest.raises(NotFound):
+        services.session_record_join(session=session, user=outsider, at=session.scheduled_start)
+
+    assert Session.objects.get(pk=session.pk).status == SessionStatus.CONFIRMED
+
+
+def test_completion_records_the_call_times(doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+    started, ended = session.scheduled_start, session.scheduled_start + timedelta(minutes=47)
+    services.session_record_join(session=session, user=patient, at=started)
+
+    session = services.session_complete(session=session, started_at=started, ended_at=ended)
+
+    assert (session.status, session.actual_start, session.actual_end) == (SessionStatus.COMPLETED, started, ended)
+
+
+def test_only_a_session_in_progress_completes(doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient)
+
+    with pytest.raises(Conflict) as raised:
+        services.session_complete(session=session, started_at=NOW, ended_at=NOW)
+
+    assert raised.value.code == "INVALID_SESSION_STATE"
+
+
+# --- No-show sweep -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def past_start():
+    """A start whose join window (which closes two hours after it) closed a second ago."""
+    return NOW - timedelta(hours=2, seconds=1)
+
+
+def test_sweep_marks_sessions_whose_window_closed_by_who_was_absent(past_start):
+    nobody = ConfirmedPaidSessionFactory(scheduled_start=past_start)
+    patient_only = ConfirmedPaidSessionFactory(
+        scheduled_start=past_start, status=SessionStatus.IN_PROGRESS, patient_joined_at=past_start
+    )
+    doctor_only = ConfirmedPaidSessionFactory(
+        scheduled_start=past_start, status=SessionStatus.IN_PROGRESS, doctor_joined_at=past_start
+    )
+    both = ConfirmedPaidSessionFactory(
+        scheduled_start=past_start,
+        status=SessionStatus.IN_PROGRESS,
+        doctor_joined_at=past_start,
+        patient_joined_at=past_start,
+    )
+    window_still_open = ConfirmedPaidSessionFactory(scheduled_start=NOW - timedelta(hours=2) + timedelta(seconds=1))
+    requested = SessionFactory(scheduled_start=past_start)
+
+    assert sessions_mark_no_shows.delay().get() == 3
+
+    rows = {s.pk: s for s in Session.objects.all()}
+    assert (rows[nobody.pk].status, rows[nobody.pk].no_show_party) == (SessionStatus.NO_SHOW, NoShowParty.BOTH)
+    assert (rows[patient_only.pk].status, rows[patient_only.pk].no_show_party) == (
+        SessionStatus.NO_SHOW,
+        NoShowParty.DOCTOR,
+    )
+    assert (rows[doctor_only.pk].status, rows[doctor_only.pk].no_show_party) == (
+        SessionStatus.NO_SHOW,
+        NoShowParty.PATIENT,
+    )
+    assert rows[both.pk].status == SessionStatus.IN_PROGRESS
+    assert rows[window_still_open.pk].status == SessionStatus.CONFIRMED
+    assert rows[requested.pk].status == SessionStatus.REQUESTED
+    # a paid session the doctor missed is due back; one the patient missed is not
+    assert rows[nobody.pk].refund_requested_at == NOW
+    assert rows[patient_only.pk].refund_requested_at == NOW
+    assert rows[doctor_only.pk].refund_requested_at is None
+
+
+def test_sweep_is_one_update(past_start, django_assert_num_queries):
+    ConfirmedPaidSessionFactory.create_batch(5, scheduled_start=past_start)
+
+    with django_assert_num_queries(1):
+        count = services.session_no_show_sweep()
+
+    assert count == 5
+
+
+def test_sweep_does_not_mark_an_unpaid_doctor_no_show_for_refund(past_start):
+    unpaid = SessionFactory(scheduled_start=past_start, status=SessionStatus.CONFIRMED)
+
+    services.session_no_show_sweep()
+
+    unpaid.refresh_from_db()
+    assert (unpaid.status, unpaid.no_show_party, unpaid.refund_requested_at) == (
+        SessionStatus.NO_SHOW,
+        NoShowParty.BOTH,
+        None,
+    )
+
+
+def test_the_sweep_is_scheduled_with_beat(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sessions-mark-no-shows"]
+
+    assert entry["task"] == sessions_mark_no_shows.name
+    assert entry["schedule"] == 300.0
