@@ -3,6 +3,7 @@ actions, which go through the same services as the API (suspending revokes token
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -23,8 +24,19 @@ class PatientProfileInline(admin.StackedInline):
     extra = 0
 
 
+class RevokingPasswordChangeForm(AdminPasswordChangeForm):
+    """A password set by staff (say, for a compromised account) also signs the user out everywhere."""
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=commit)
+        if commit:
+            services.user_tokens_revoke(user=user)
+        return user
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    change_password_form = RevokingPasswordChangeForm
     ordering = ["last_name", "first_name"]
     list_display = [
         "email",
@@ -64,6 +76,12 @@ class UserAdmin(DjangoUserAdmin):
         if obj.is_patient:
             return [PatientProfileInline]
         return []
+
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        """Unticking "active" on the form suspends like the action does: the user's tokens end too."""
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.user_tokens_revoke(user=obj)
 
     @admin.display(boolean=True, description="Doctor verified")
     def doctor_verified(self, user: User) -> bool | None:

@@ -75,9 +75,8 @@ class LoginApi(_PublicAuthApi):
         return Response({**tokens, "user": UserSerializer(user).data})
 
 
-class TokenRefreshApi(APIView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class TokenRefreshApi(_PublicAuthApi):
+    throttle_name = "token-refresh"
 
     @extend_schema(tags=["auth"], request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
     def post(self, request: Request) -> Response:

@@ -1,9 +1,22 @@
 """Request and response shapes of the account endpoints."""
 
+from datetime import date
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import TIME_ZONE_CHOICES, DoctorProfile, PatientProfile, Role, User
 from accounts.validators import validate_e164
+
+
+class DateOfBirthField(serializers.DateField):
+    """A birth date that has happened: not in the future, not before 1900."""
+
+    def to_internal_value(self, value) -> date:
+        born = super().to_internal_value(value)
+        if born > timezone.localdate() or born.year < 1900:
+            raise serializers.ValidationError("Enter a real date of birth.", code="invalid")
+        return born
 
 
 class PhoneNumberField(serializers.CharField):
@@ -137,7 +150,7 @@ class RegisterSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=[Role.PATIENT, Role.DOCTOR], default=Role.PATIENT)
     phone_number = PhoneNumberField(required=False, allow_blank=True)
     time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, default="UTC")
-    date_of_birth = serializers.DateField(required=False, allow_null=True, help_text="Patients only.")
+    date_of_birth = DateOfBirthField(required=False, allow_null=True, help_text="Patients only.")
     specialty = serializers.CharField(max_length=120, required=False, help_text="Doctors: required.")
     license_number = serializers.CharField(max_length=64, required=False, help_text="Doctors: required.")
     bio = serializers.CharField(required=False, allow_blank=True, max_length=5000)
@@ -168,7 +181,7 @@ class LoginSerializer(serializers.Serializer):
 
 
 class RefreshSerializer(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = serializers.CharField(max_length=2048)
 
 
 class PasswordChangeSerializer(serializers.Serializer):
@@ -200,7 +213,7 @@ class PhoneVerifySerializer(serializers.Serializer):
 
 
 class PatientProfileUpdateSerializer(serializers.Serializer):
-    date_of_birth = serializers.DateField(required=False, allow_null=True)
+    date_of_birth = DateOfBirthField(required=False, allow_null=True)
     time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, required=False)
 
 

@@ -7,11 +7,12 @@ Every function is keyword-only and transactional. Side effects (email, SMS) are 
 import hashlib
 import hmac
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -29,7 +30,8 @@ from accounts.email_tokens import email_verification_token_generator
 from accounts.models import DoctorProfile, PatientProfile, PhoneVerification, Role, User
 from accounts.sms import send_sms
 from accounts.tokens import GENERATION_CLAIM, token_pair_for
-from core.exceptions import ApplicationError, Conflict, InvalidInput
+from core.events import close_user_connections_on_commit
+from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound
 
 
 class InvalidCredentials(ApplicationError):
@@ -94,14 +96,23 @@ def user_register(
     email = User.objects.normalize_email(email)
     candidate = User(email=email, first_name=first_name, last_name=last_name)
     _check_password(password, user=candidate)
+    # Hash before looking the address up, so a known email answers as slowly as a new one.
+    password_hash = make_password(password)
 
     existing = User.objects.filter(email=email).first()
     if existing is not None:
-        transaction.on_commit(lambda: tasks.send_account_exists_email.delay(str(existing.pk)))
+        existing_id = str(existing.pk)
+        transaction.on_commit(lambda: tasks.send_account_exists_email.delay(existing_id))
         return None
 
-    user = User(email=email, first_name=first_name, last_name=last_name, role=role, phone_number=phone_number or "")
-    user.set_password(password)
+    user = User(
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        role=role,
+        phone_number=phone_number or "",
+        password=password_hash,
+    )
     try:
         with transaction.atomic():
             user.save()
@@ -136,6 +147,7 @@ def user_register(
 # --- Sign-in and tokens ---------------------------------------------------------------------
 
 
+@transaction.atomic
 def user_login(*, password: str, email: str = "", phone_number: str = "", request=None) -> tuple[User, dict]:
     """Check credentials and issue a token pair. Every failure looks the same to the client."""
     if email:
@@ -165,7 +177,12 @@ def tokens_refresh(*, refresh: str) -> dict:
         raise TokenInvalid()
     outstanding, _ = OutstandingToken.objects.get_or_create(
         jti=token["jti"],
-        defaults={"user": user, "token": str(token), "expires_at": timezone.now(), "created_at": timezone.now()},
+        defaults={
+            "user": user,
+            "token": refresh,
+            "expires_at": datetime.fromtimestamp(token["exp"], tz=UTC),
+            "created_at": timezone.now(),
+        },
     )
     _, newly_blacklisted = BlacklistedToken.objects.get_or_create(token=outstanding)
     if not newly_blacklisted:  # another request rotated the same token a moment ago
@@ -173,10 +190,14 @@ def tokens_refresh(*, refresh: str) -> dict:
     return token_pair_for(user)
 
 
-def user_tokens_revoke(*, user: User) -> None:
-    """Invalidate every access and refresh token the user holds, on every device."""
+@transaction.atomic
+def user_tokens_revoke(*, user: User) -> User:
+    """Invalidate every access and refresh token the user holds, on every device, and close
+    their open WebSockets (a client reconnects with a new ticket)."""
     User.objects.filter(pk=user.pk).update(token_generation=F("token_generation") + 1)
     user.refresh_from_db(fields=["token_generation"])
+    close_user_connections_on_commit(user.pk)
+    return user
 
 
 # --- Passwords ------------------------------------------------------------------------------
@@ -196,6 +217,7 @@ def password_change(*, user: User, current_password: str, new_password: str) -> 
     return token_pair_for(user)
 
 
+@transaction.atomic
 def password_reset_request(*, email: str) -> None:
     """Email a reset link if the address belongs to an active user. Silent either way."""
     user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True).first()
@@ -205,9 +227,11 @@ def password_reset_request(*, email: str) -> None:
 
 
 def _user_from_uid(uid: str) -> User | None:
+    """The active user an emailed link names, locked until the transaction ends so that two
+    requests presenting one single-use token are served one after the other."""
     try:
         pk = force_str(urlsafe_base64_decode(uid))
-        return User.objects.filter(pk=pk, is_active=True).first()
+        return User.objects.select_for_update().filter(pk=pk, is_active=True).first()
     except (ValueError, TypeError, OverflowError, DjangoValidationError):
         return None
 
@@ -238,6 +262,7 @@ def email_verify(*, uid: str, token: str) -> User:
     return user
 
 
+@transaction.atomic
 def email_verification_resend(*, email: str) -> None:
     """Send a new verification link to an unverified account. Silent either way."""
     user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True, email_verified=False).first()
@@ -273,7 +298,7 @@ def phone_code_send(*, user: User, phone_number: str = "") -> PhoneVerification:
         user=user,
         phone_number=phone_number,
         code_hash=_code_hash(code),
-        expires_at=timezone.now() + timezone.timedelta(seconds=settings.PHONE_CODE_TTL_SECONDS),
+        expires_at=timezone.now() + timedelta(seconds=settings.PHONE_CODE_TTL_SECONDS),
     )
     transaction.on_commit(lambda: send_sms(phone_number, f"Your verification code is {code}. It expires soon."))
     return verification
@@ -302,8 +327,13 @@ def phone_verify(*, user: User, code: str) -> User:
             )
             if taken:
                 raise Conflict("This phone number is verified on another account.", code="PHONE_NUMBER_TAKEN")
+            try:
+                # The unique constraint settles a race between two accounts verifying one number.
+                with transaction.atomic():
+                    User.objects.filter(pk=user.pk).update(phone_verified=True, updated_at=now)
+            except IntegrityError:
+                raise Conflict("This phone number is verified on another account.", code="PHONE_NUMBER_TAKEN") from None
             PhoneVerification.objects.filter(pk=verification.pk).update(consumed_at=now)
-            User.objects.filter(pk=user.pk).update(phone_verified=True, updated_at=now)
             user.phone_verified = True
     if not matches:
         raise InvalidVerificationCode()
@@ -327,32 +357,49 @@ def user_update_profile(*, user: User, data: dict) -> User:
     if user_fields:
         user.save(update_fields=[*user_fields, "updated_at"])
 
-    profile_data = data.get("patient_profile") or data.get("doctor_profile") or {}
+    # Each role edits its own profile only: a patient's "doctor_profile" (or the reverse) is ignored.
     if user.is_patient:
-        profile, allowed = user.patient_profile, PATIENT_EDITABLE_FIELDS
+        profile_data, allowed = data.get("patient_profile") or {}, PATIENT_EDITABLE_FIELDS
     elif user.is_doctor:
-        profile, allowed = user.doctor_profile, DOCTOR_EDITABLE_FIELDS
+        profile_data, allowed = data.get("doctor_profile") or {}, DOCTOR_EDITABLE_FIELDS
     else:
         return user
     profile_fields = [name for name in allowed if name in profile_data]
+    if not profile_fields:
+        return user
+    if user.is_patient:
+        profile, _ = PatientProfile.objects.get_or_create(user=user)
+        user.patient_profile = profile
+    else:
+        # A doctor account made in the admin may lack a profile; only staff can add one (license).
+        profile = DoctorProfile.objects.filter(user=user).first()
+        if profile is None:
+            raise NotFound("This doctor account has no profile yet; the clinic staff create it.")
     for name in profile_fields:
         setattr(profile, name, profile_data[name])
-    if profile_fields:
-        profile.save(update_fields=profile_fields)
+    profile.save(update_fields=profile_fields)
     return user
 
 
 @transaction.atomic
-def doctor_verify(*, doctor: User) -> None:
+def doctor_verify(*, doctor: User) -> User:
+    """Mark the doctor's license as checked; from then on patients can find and book them."""
     DoctorProfile.objects.filter(user=doctor, is_verified=False).update(is_verified=True, verified_at=timezone.now())
+    return doctor
 
 
 @transaction.atomic
-def user_suspend(*, user: User) -> None:
+def user_suspend(*, user: User) -> User:
     """Block sign-in and end every session the user has, at once."""
     User.objects.filter(pk=user.pk).update(is_active=False, token_generation=F("token_generation") + 1)
+    user.refresh_from_db(fields=["is_active", "token_generation"])
+    close_user_connections_on_commit(user.pk)
+    return user
 
 
 @transaction.atomic
-def user_reactivate(*, user: User) -> None:
+def user_reactivate(*, user: User) -> User:
+    """Allow sign-in again. Tokens revoked by the suspension stay revoked."""
     User.objects.filter(pk=user.pk).update(is_active=True)
+    user.refresh_from_db(fields=["is_active"])
+    return user

@@ -30,7 +30,10 @@ def validate_e164(value: str) -> None:
     """A phone number in E.164 form (``+`` and up to 15 digits) that is a possible number."""
     if not value:
         return
-    if not value.startswith("+") or not value[1:].isdigit() or len(value) > 16:
+    # ASCII digits only: other scripts' digits pass isdigit() and phonenumbers, but the stored
+    # text would differ from the same number typed in ASCII (uniqueness and phone login compare text).
+    digits = value[1:]
+    if not value.startswith("+") or not (digits.isascii() and digits.isdigit()) or len(value) > 16:
         raise ValidationError(_("Enter the phone number in E.164 form, e.g. +14155550123."), code="invalid_phone")
     try:
         parsed = phonenumbers.parse(value, None)
