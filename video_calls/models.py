@@ -1,7 +1,7 @@
 """Calls, their participants, a row per lifecycle transition, and per-participant quality samples.
 
-A call is either the room of a booked session (one per session) or an ad-hoc call from a
-caller to a callee that rings first. Status changes happen only in ``video_calls.services``,
+A call is the room of a booked session (one per session), an ad-hoc call from a caller to a
+callee that rings first, or a group consultation that staff set up with several invitees. Status changes happen only in ``video_calls.services``,
 as conditional updates, so concurrent actions resolve to one winner.
 """
 
@@ -21,6 +21,7 @@ def new_room_name() -> str:
 class CallKind(models.TextChoices):
     SESSION = "session", "Session room"
     AD_HOC = "ad_hoc", "Ad-hoc call"
+    GROUP = "group", "Group consultation"
 
 
 class CallMedia(models.TextChoices):
@@ -134,6 +135,12 @@ class CallParticipant(models.Model):
     )
     invited_at = models.DateTimeField(null=True, blank=True)
     waiting_since = models.DateTimeField(null=True, blank=True)
+    admitted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set when the participant may reach the media (admitted, or needed no admission); "
+        "cleared when the host sends them back to the waiting room.",
+    )
     first_joined_at = models.DateTimeField(null=True, blank=True)
     joined_at = models.DateTimeField(null=True, blank=True, help_text="Latest join.")
     left_at = models.DateTimeField(null=True, blank=True, help_text="Latest leave.")

@@ -208,6 +208,8 @@ SPECTACULAR_SETTINGS = {
         "CallParticipantStatusEnum": "video_calls.models.ParticipantStatus",
         "CallQualityGradeEnum": "video_calls.models.QualityGrade",
         "CallQualityAssessmentEnum": "video_calls.services.quality.QualityAssessment",
+        "PresenceStatusEnum": "presence.models.PresenceStatus",
+        "ChoosablePresenceStatusEnum": "presence.models.CHOOSABLE_STATUS_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -9,127 +9,419 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('consultations', '0001_initial'),
+        ("consultations", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Call',
+            name="Call",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('session', 'Session room'), ('ad_hoc', 'Ad-hoc call')], max_length=16)),
-                ('media', models.CharField(choices=[('video', 'Video'), ('voice', 'Voice')], default='video', max_length=8)),
-                ('room_name', models.CharField(default=video_calls.models.new_room_name, editable=False, max_length=64, unique=True)),
-                ('status', models.CharField(choices=[('waiting', 'Waiting for participants'), ('ringing', 'Ringing'), ('ongoing', 'Ongoing'), ('completed', 'Completed'), ('declined', 'Declined'), ('missed', 'Missed'), ('cancelled', 'Cancelled'), ('failed', 'Failed')], db_index=True, max_length=16)),
-                ('title', models.CharField(blank=True, default='', max_length=200)),
-                ('max_participants', models.PositiveSmallIntegerField(default=2, validators=[django.core.validators.MinValueValidator(2)])),
-                ('passcode_hash', models.CharField(blank=True, default='', max_length=128)),
-                ('allow_join_before_host', models.BooleanField(default=False)),
-                ('waiting_room_enabled', models.BooleanField(default=True)),
-                ('chat_enabled', models.BooleanField(default=True)),
-                ('screen_share_enabled', models.BooleanField(default=True)),
-                ('mute_on_join', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, help_text='First participant joined.', null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('end_reason', models.CharField(blank=True, choices=[('hangup', 'Hung up'), ('host_ended', 'Ended by the host'), ('staff_ended', 'Ended by staff'), ('window_closed', 'Join window closed'), ('no_participants', 'Nobody connected'), ('max_duration', 'Maximum duration reached'), ('session_cancelled', 'Session cancelled'), ('ring_timeout', 'Nobody answered'), ('declined', 'Declined'), ('busy', 'Callee busy'), ('caller_cancelled', 'Cancelled by the caller')], default='', max_length=24)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('ended_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('host', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls_hosted', to=settings.AUTH_USER_MODEL)),
-                ('initiated_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='calls_initiated', to=settings.AUTH_USER_MODEL)),
-                ('session', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='calls', to='consultations.session')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                (
+                    "kind",
+                    models.CharField(choices=[("session", "Session room"), ("ad_hoc", "Ad-hoc call")], max_length=16),
+                ),
+                (
+                    "media",
+                    models.CharField(choices=[("video", "Video"), ("voice", "Voice")], default="video", max_length=8),
+                ),
+                (
+                    "room_name",
+                    models.CharField(
+                        default=video_calls.models.new_room_name, editable=False, max_length=64, unique=True
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting for participants"),
+                            ("ringing", "Ringing"),
+                            ("ongoing", "Ongoing"),
+                            ("completed", "Completed"),
+                            ("declined", "Declined"),
+                            ("missed", "Missed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("title", models.CharField(blank=True, default="", max_length=200)),
+                (
+                    "max_participants",
+                    models.PositiveSmallIntegerField(
+                        default=2, validators=[django.core.validators.MinValueValidator(2)]
+                    ),
+                ),
+                ("passcode_hash", models.CharField(blank=True, default="", max_length=128)),
+                ("allow_join_before_host", models.BooleanField(default=False)),
+                ("waiting_room_enabled", models.BooleanField(default=True)),
+                ("chat_enabled", models.BooleanField(default=True)),
+                ("screen_share_enabled", models.BooleanField(default=True)),
+                ("mute_on_join", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, help_text="First participant joined.", null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "end_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("hangup", "Hung up"),
+                            ("host_ended", "Ended by the host"),
+                            ("staff_ended", "Ended by staff"),
+                            ("window_closed", "Join window closed"),
+                            ("no_participants", "Nobody connected"),
+                            ("max_duration", "Maximum duration reached"),
+                            ("session_cancelled", "Session cancelled"),
+                            ("ring_timeout", "Nobody answered"),
+                            ("declined", "Declined"),
+                            ("busy", "Callee busy"),
+                            ("caller_cancelled", "Cancelled by the caller"),
+                        ],
+                        default="",
+                        max_length=24,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "ended_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "host",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="calls_hosted",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "initiated_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="calls_initiated",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "session",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="calls",
+                        to="consultations.session",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CallEvent',
+            name="CallEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('initiated', 'Initiated'), ('accepted', 'Accepted'), ('declined', 'Declined'), ('missed', 'Missed'), ('cancelled', 'Cancelled'), ('joined', 'Participant joined'), ('left', 'Participant left'), ('invited', 'Participant invited'), ('invite_declined', 'Invitation declined'), ('checked_in', 'Checked in to the waiting room'), ('admitted', 'Admitted from the waiting room'), ('sent_back', 'Sent back to the waiting room'), ('removed', 'Participant removed'), ('host_changed', 'Host changed'), ('ended', 'Ended'), ('failed', 'Failed')], max_length=24)),
-                ('at', models.DateTimeField(db_index=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='video_calls.call')),
-                ('subject', models.ForeignKey(blank=True, help_text='The participant the event is about, when not the actor.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("initiated", "Initiated"),
+                            ("accepted", "Accepted"),
+                            ("declined", "Declined"),
+                            ("missed", "Missed"),
+                            ("cancelled", "Cancelled"),
+                            ("joined", "Participant joined"),
+                            ("left", "Participant left"),
+                            ("invited", "Participant invited"),
+                            ("invite_declined", "Invitation declined"),
+                            ("checked_in", "Checked in to the waiting room"),
+                            ("admitted", "Admitted from the waiting room"),
+                            ("sent_back", "Sent back to the waiting room"),
+                            ("removed", "Participant removed"),
+                            ("host_changed", "Host changed"),
+                            ("ended", "Ended"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("at", models.DateTimeField(db_index=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="events", to="video_calls.call"
+                    ),
+                ),
+                (
+                    "subject",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The participant the event is about, when not the actor.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CallParticipant',
+            name="CallParticipant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('doctor', 'Doctor'), ('patient', 'Patient'), ('staff', 'Staff'), ('guest', 'Guest')], max_length=16)),
-                ('status', models.CharField(choices=[('invited', 'Invited'), ('declined', 'Declined'), ('waiting', 'In the waiting room'), ('admitted', 'Admitted'), ('joined', 'In the call'), ('left', 'Left'), ('removed', 'Removed by the host')], default='invited', max_length=16)),
-                ('invited_at', models.DateTimeField(blank=True, null=True)),
-                ('waiting_since', models.DateTimeField(blank=True, null=True)),
-                ('first_joined_at', models.DateTimeField(blank=True, null=True)),
-                ('joined_at', models.DateTimeField(blank=True, help_text='Latest join.', null=True)),
-                ('left_at', models.DateTimeField(blank=True, help_text='Latest leave.', null=True)),
-                ('connected_seconds', models.PositiveIntegerField(default=0, help_text='Sum over every join-leave span.')),
-                ('audio_enabled', models.BooleanField(default=True)),
-                ('video_enabled', models.BooleanField(default=True)),
-                ('screen_sharing', models.BooleanField(default=False)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='participants', to='video_calls.call')),
-                ('invited_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='call_participations', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("doctor", "Doctor"), ("patient", "Patient"), ("staff", "Staff"), ("guest", "Guest")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("invited", "Invited"),
+                            ("declined", "Declined"),
+                            ("waiting", "In the waiting room"),
+                            ("admitted", "Admitted"),
+                            ("joined", "In the call"),
+                            ("left", "Left"),
+                            ("removed", "Removed by the host"),
+                        ],
+                        default="invited",
+                        max_length=16,
+                    ),
+                ),
+                ("invited_at", models.DateTimeField(blank=True, null=True)),
+                ("waiting_since", models.DateTimeField(blank=True, null=True)),
+                ("first_joined_at", models.DateTimeField(blank=True, null=True)),
+                ("joined_at", models.DateTimeField(blank=True, help_text="Latest join.", null=True)),
+                ("left_at", models.DateTimeField(blank=True, help_text="Latest leave.", null=True)),
+                (
+                    "connected_seconds",
+                    models.PositiveIntegerField(default=0, help_text="Sum over every join-leave span."),
+                ),
+                ("audio_enabled", models.BooleanField(default=True)),
+                ("video_enabled", models.BooleanField(default=True)),
+                ("screen_sharing", models.BooleanField(default=False)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="participants", to="video_calls.call"
+                    ),
+                ),
+                (
+                    "invited_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="call_participations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['call', 'id'],
+                "ordering": ["call", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CallQualitySample',
+            name="CallQualitySample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('recorded_at', models.DateTimeField(db_index=True)),
-                ('rtt_ms', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(60000)])),
-                ('packet_loss_percent', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)])),
-                ('jitter_ms', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(60000)])),
-                ('audio_bitrate_kbps', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(100000)])),
-                ('video_bitrate_kbps', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(100000)])),
-                ('resolution_width', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(7680)])),
-                ('resolution_height', models.PositiveSmallIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(4320)])),
-                ('frame_rate', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(240)])),
-                ('cpu_percent', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)])),
-                ('memory_mb', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MaxValueValidator(1048576)])),
-                ('audio_quality', models.CharField(blank=True, choices=[('excellent', 'Excellent'), ('good', 'Good'), ('fair', 'Fair'), ('poor', 'Poor'), ('bad', 'Bad')], default='', max_length=16)),
-                ('video_quality', models.CharField(blank=True, choices=[('excellent', 'Excellent'), ('good', 'Good'), ('fair', 'Fair'), ('poor', 'Poor'), ('bad', 'Bad')], default='', max_length=16)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quality_samples', to='video_calls.call')),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quality_samples', to='video_calls.callparticipant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("recorded_at", models.DateTimeField(db_index=True)),
+                (
+                    "rtt_ms",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(60000)]
+                    ),
+                ),
+                (
+                    "packet_loss_percent",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=5,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                    ),
+                ),
+                (
+                    "jitter_ms",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(60000)]
+                    ),
+                ),
+                (
+                    "audio_bitrate_kbps",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(100000)]
+                    ),
+                ),
+                (
+                    "video_bitrate_kbps",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(100000)]
+                    ),
+                ),
+                (
+                    "resolution_width",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(7680)]
+                    ),
+                ),
+                (
+                    "resolution_height",
+                    models.PositiveSmallIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(4320)]
+                    ),
+                ),
+                (
+                    "frame_rate",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=5,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(240),
+                        ],
+                    ),
+                ),
+                (
+                    "cpu_percent",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=5,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                    ),
+                ),
+                (
+                    "memory_mb",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, validators=[django.core.validators.MaxValueValidator(1048576)]
+                    ),
+                ),
+                (
+                    "audio_quality",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("excellent", "Excellent"),
+                            ("good", "Good"),
+                            ("fair", "Fair"),
+                            ("poor", "Poor"),
+                            ("bad", "Bad"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "video_quality",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("excellent", "Excellent"),
+                            ("good", "Good"),
+                            ("fair", "Fair"),
+                            ("poor", "Poor"),
+                            ("bad", "Bad"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="quality_samples",
+                        to="video_calls.call",
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="quality_samples",
+                        to="video_calls.callparticipant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['recorded_at', 'id'],
+                "ordering": ["recorded_at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='call',
-            index=models.Index(fields=['status', 'created_at'], name='video_calls_status_0e7b95_idx'),
+            model_name="call",
+            index=models.Index(fields=["status", "created_at"], name="video_calls_status_0e7b95_idx"),
         ),
         migrations.AddConstraint(
-            model_name='call',
-            constraint=models.UniqueConstraint(condition=models.Q(('kind', 'session')), fields=('session',), name='video_calls_one_room_per_session'),
+            model_name="call",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("kind", "session")), fields=("session",), name="video_calls_one_room_per_session"
+            ),
         ),
         migrations.AddIndex(
-            model_name='callparticipant',
-            index=models.Index(fields=['user', 'status'], name='video_calls_user_id_b187f2_idx'),
+            model_name="callparticipant",
+            index=models.Index(fields=["user", "status"], name="video_calls_user_id_b187f2_idx"),
         ),
         migrations.AddConstraint(
-            model_name='callparticipant',
-            constraint=models.UniqueConstraint(fields=('call', 'user'), name='video_calls_one_row_per_participant'),
+            model_name="callparticipant",
+            constraint=models.UniqueConstraint(fields=("call", "user"), name="video_calls_one_row_per_participant"),
         ),
         migrations.AddIndex(
-            model_name='callqualitysample',
-            index=models.Index(fields=['call', 'participant', 'recorded_at'], name='video_calls_call_id_48bb07_idx'),
+            model_name="callqualitysample",
+            index=models.Index(fields=["call", "participant", "recorded_at"], name="video_calls_call_id_48bb07_idx"),
         ),
     ]

@@ -1,0 +1,72 @@
+"""Reads about who is in a call: the participant list, the clinician's waiting-room queue and a
+waiting patient's view of it. Each starts from what the asker may see."""
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from core.exceptions import PermissionDenied
+from video_calls.models import Call, CallParticipant, CallStatus, ParticipantStatus
+from video_calls.services.common import require_participant
+
+
+class CliniciansOnly(PermissionDenied):
+    code = "CLINICIANS_ONLY"
+    default_message = "Only doctors and clinic staff have a waiting-room queue."
+
+
+def participant_list_for_call(*, call: Call) -> QuerySet[CallParticipant]:
+    """Participants of a call the asker already obtained through ``call_get_for_user``."""
+    return CallParticipant.objects.filter(call=call).select_related("user").order_by("invited_at", "id")
+
+
+def waiting_queue_for_user(*, user: User) -> QuerySet[CallParticipant]:
+    """Patients and guests waiting in the rooms the asker runs (as host, or as the session's
+    doctor), longest-waiting first. Staff see the rooms they host, like doctors."""
+    if not (user.is_doctor or user.is_clinic_staff):
+        raise CliniciansOnly()
+    return (
+        CallParticipant.objects.filter(
+            status=ParticipantStatus.WAITING, call__status__in=(CallStatus.WAITING, CallStatus.ONGOING)
+        )
+        .filter(Q(call__host=user) | Q(call__session__doctor=user))
+        .select_related("user", "call", "call__session")
+        .order_by("waiting_since", "id")
+    )
+
+
+HOST_IN_CALL = "in_call"
+HOST_BUSY = "busy"
+HOST_AWAY = "away"
+
+
+@dataclass(frozen=True)
+class WaitingStatus:
+    call: Call
+    participant: CallParticipant
+    position: int | None
+    host_status: str
+
+
+def waiting_status_for_user(*, call: Call, user: User) -> WaitingStatus:
+    """What a patient sees while waiting: their place in the queue and whether the host is in
+    this call, busy in another call, or away (not connected to any call)."""
+    participant = require_participant(call=call, user=user)
+    position = None
+    if participant.status == ParticipantStatus.WAITING and participant.waiting_since:
+        earlier = CallParticipant.objects.filter(
+            call=call, status=ParticipantStatus.WAITING, waiting_since__lt=participant.waiting_since
+        ).count()
+        position = earlier + 1
+    host_calls = CallParticipant.objects.filter(
+        user_id=call.host_id, status=ParticipantStatus.JOINED, call__status=CallStatus.ONGOING
+    ).values_list("call_id", flat=True)
+    host_call_ids = set(host_calls)
+    if call.pk in host_call_ids:
+        host_status = HOST_IN_CALL
+    elif host_call_ids:
+        host_status = HOST_BUSY
+    else:
+        host_status = HOST_AWAY
+    return WaitingStatus(call=call, participant=participant, position=position, host_status=host_status)

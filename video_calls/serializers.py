@@ -1,0 +1,261 @@
+"""Shapes of the call endpoints (``video_calls.apis.calls``): input validation and output.
+
+Times are UTC ISO 8601. A call's passcode is never returned, only whether it has one.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from video_calls.models import Call, CallMedia, CallParticipant, EndReason
+from video_calls.selectors.rooms import WaitingStatus
+from video_calls.services.access import JoinResult
+
+
+class UserBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(source="full_name", read_only=True)
+    role = serializers.CharField(read_only=True)
+
+
+class CallParticipantSerializer(serializers.ModelSerializer):
+    user = UserBriefSerializer(read_only=True)
+    is_host = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CallParticipant
+        fields = [
+            "user",
+            "role",
+            "status",
+            "is_host",
+            "invited_at",
+            "waiting_since",
+            "first_joined_at",
+            "joined_at",
+            "left_at",
+            "connected_seconds",
+            "audio_enabled",
+            "video_enabled",
+            "screen_sharing",
+        ]
+        read_only_fields = fields
+
+    def get_is_host(self, participant: CallParticipant) -> bool:
+        host_id = self.context.get("host_id")
+        if host_id is None:
+            host_id = participant.call.host_id
+        return participant.user_id == host_id
+
+
+class CallSettingsSerializer(serializers.Serializer):
+    max_participants = serializers.IntegerField(read_only=True)
+    has_passcode = serializers.SerializerMethodField()
+    allow_join_before_host = serializers.BooleanField(read_only=True)
+    waiting_room_enabled = serializers.BooleanField(read_only=True)
+    chat_enabled = serializers.BooleanField(read_only=True)
+    screen_share_enabled = serializers.BooleanField(read_only=True)
+    mute_on_join = serializers.BooleanField(read_only=True)
+
+    def get_has_passcode(self, call: Call) -> bool:
+        return bool(call.passcode_hash)
+
+
+class CallSerializer(serializers.ModelSerializer):
+    session_id = serializers.UUIDField(read_only=True, allow_null=True)
+    host_id = serializers.UUIDField(read_only=True, allow_null=True)
+    initiated_by_id = serializers.UUIDField(read_only=True)
+    settings = CallSettingsSerializer(source="*", read_only=True)
+    participants = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Call
+        fields = [
+            "id",
+            "kind",
+            "media",
+            "status",
+            "session_id",
+            "room_name",
+            "title",
+            "host_id",
+            "initiated_by_id",
+            "settings",
+            "created_at",
+            "accepted_at",
+            "started_at",
+            "ended_at",
+            "duration_seconds",
+            "end_reason",
+            "participants",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(CallParticipantSerializer(many=True))
+    def get_participants(self, call: Call) -> list[dict[str, Any]]:
+        participants = call.participants.all()
+        return CallParticipantSerializer(participants, many=True, context={"host_id": call.host_id}).data
+
+
+class IceServerSerializer(serializers.Serializer):
+    urls = serializers.ListField(child=serializers.CharField())
+    username = serializers.CharField(required=False)
+    credential = serializers.CharField(required=False)
+
+
+class IceConfigurationSerializer(serializers.Serializer):
+    ice_servers = IceServerSerializer(many=True)
+    expires_at = serializers.DateTimeField()
+
+
+class AgoraTokenSerializer(serializers.Serializer):
+    app_id = serializers.CharField()
+    token = serializers.CharField()
+    uid = serializers.IntegerField()
+    channel = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+
+
+class JoinResponseSerializer(serializers.Serializer):
+    """``waiting`` is true while the participant sits in the waiting room: then every credential
+    field is null and the client waits for ``waiting_room.admitted`` before joining again."""
+
+    call = CallSerializer()
+    participant_status = serializers.CharField()
+    waiting = serializers.BooleanField()
+    ice_servers = IceServerSerializer(many=True, allow_null=True)
+    ice_expires_at = serializers.DateTimeField(allow_null=True)
+    websocket_url = serializers.CharField()
+    agora = AgoraTokenSerializer(allow_null=True)
+
+
+def join_payload(result: JoinResult, call: Call) -> dict[str, Any]:
+    credentials = result.credentials
+    agora = credentials.agora if credentials else None
+    return JoinResponseSerializer(
+        {
+            "call": call,
+            "participant_status": result.participant.status,
+            "waiting": credentials is None,
+            "ice_servers": credentials.ice.ice_servers if credentials else None,
+            "ice_expires_at": credentials.ice.expires_at if credentials else None,
+            "websocket_url": settings.WEBSOCKET_PUBLIC_URL,
+            "agora": agora.__dict__ if agora else None,
+        }
+    ).data
+
+
+# --- Inputs -----------------------------------------------------------------------------------
+
+
+class CallInitiateSerializer(serializers.Serializer):
+    callee_id = serializers.UUIDField()
+    media = serializers.ChoiceField(choices=CallMedia.choices, default=CallMedia.VIDEO)
+    session_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+
+class CallDeclineSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        choices=[(EndReason.DECLINED, "Declined"), (EndReason.BUSY, "Busy")], default=EndReason.DECLINED
+    )
+
+
+class CallJoinSerializer(serializers.Serializer):
+    passcode = serializers.CharField(
+        required=False, allow_blank=True, max_length=128, default="", trim_whitespace=False
+    )
+
+
+class MediaUpdateSerializer(serializers.Serializer):
+    audio_enabled = serializers.BooleanField(required=False)
+    video_enabled = serializers.BooleanField(required=False)
+    screen_sharing = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of audio_enabled, video_enabled, screen_sharing.")
+        return attrs
+
+
+class RoomSettingsSerializer(serializers.Serializer):
+    max_participants = serializers.IntegerField(required=False, min_value=2, max_value=1000)
+    passcode = serializers.CharField(
+        required=False, allow_blank=True, max_length=128, trim_whitespace=False, help_text="Empty removes it."
+    )
+    allow_join_before_host = serializers.BooleanField(required=False)
+    waiting_room_enabled = serializers.BooleanField(required=False)
+    chat_enabled = serializers.BooleanField(required=False)
+    screen_share_enabled = serializers.BooleanField(required=False)
+    mute_on_join = serializers.BooleanField(required=False)
+
+
+class InviteSerializer(serializers.Serializer):
+    user_id = serializers.UUIDField()
+
+
+class GroupConsultationCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    media = serializers.ChoiceField(choices=CallMedia.choices, default=CallMedia.VIDEO)
+    invitee_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=100)
+    max_participants = serializers.IntegerField(required=False, min_value=2, max_value=1000)
+    passcode = serializers.CharField(
+        required=False, allow_blank=True, max_length=128, default="", trim_whitespace=False
+    )
+    allow_join_before_host = serializers.BooleanField(required=False, default=False)
+    waiting_room_enabled = serializers.BooleanField(required=False, default=True)
+    chat_enabled = serializers.BooleanField(required=False, default=True)
+    screen_share_enabled = serializers.BooleanField(required=False, default=True)
+    mute_on_join = serializers.BooleanField(required=False, default=False)
+
+
+# --- Waiting room -----------------------------------------------------------------------------
+
+
+class WaitingQueueEntrySerializer(serializers.ModelSerializer):
+    call_id = serializers.UUIDField(read_only=True)
+    session_id = serializers.SerializerMethodField()
+    scheduled_start = serializers.SerializerMethodField()
+    user = UserBriefSerializer(read_only=True)
+
+    class Meta:
+        model = CallParticipant
+        fields = ["call_id", "session_id", "scheduled_start", "user", "role", "waiting_since"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_session_id(self, participant: CallParticipant) -> str | None:
+        return str(participant.call.session_id) if participant.call.session_id else None
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_scheduled_start(self, participant: CallParticipant) -> str | None:
+        session = participant.call.session
+        return serializers.DateTimeField().to_representation(session.scheduled_start) if session else None
+
+
+class WaitingQueuePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = WaitingQueueEntrySerializer(many=True)
+
+
+class WaitingStatusSerializer(serializers.Serializer):
+    call_id = serializers.UUIDField()
+    participant_status = serializers.CharField()
+    waiting_since = serializers.DateTimeField(allow_null=True)
+    position = serializers.IntegerField(allow_null=True)
+    host_status = serializers.ChoiceField(choices=["in_call", "busy", "away"])
+
+
+def waiting_status_payload(status: WaitingStatus) -> dict[str, Any]:
+    return WaitingStatusSerializer(
+        {
+            "call_id": status.call.pk,
+            "participant_status": status.participant.status,
+            "waiting_since": status.participant.waiting_since,
+            "position": status.position,
+            "host_status": status.host_status,
+        }
+    ).data

@@ -1,0 +1,124 @@
+"""Pieces every call service shares: locking a call, finding the caller's participant row, role
+checks, and the realtime events (who hears what is decided here, once; docs/calls.md lists them)."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from accounts.models import User
+from core.events import call_group, send_on_commit, user_group
+from core.exceptions import PermissionDenied
+from video_calls.models import Call, CallParticipant, ParticipantRole, ParticipantStatus
+
+# Roles that may run a call: they never wait in the waiting room and can take over as host.
+CLINICIAN_ROLES = (ParticipantRole.DOCTOR, ParticipantRole.STAFF)
+
+
+class NotHost(PermissionDenied):
+    code = "NOT_HOST"
+    default_message = "Only the host of the call can do this."
+
+
+class NotParticipant(PermissionDenied):
+    code = "NOT_PARTICIPANT"
+    default_message = "You are not a participant of this call."
+
+
+def lock_call(call: Call) -> Call:
+    """Re-read ``call`` with a row lock for the rest of the transaction.
+
+    Used where a rule spans several rows (room capacity, who is still connected when the call
+    ends, passing the host): joins, leaves and ends of one call then run one after another, and
+    each still checks the status with a conditional update.
+    """
+    return Call.objects.select_for_update(of=("self",)).select_related("session").get(pk=call.pk)
+
+
+def participant_role_for(user: User, *, patient_role: str = ParticipantRole.PATIENT) -> str:
+    """Clinicians keep their role; a patient is ``patient`` in their own consultations and
+    ``guest`` when invited into someone else's (a family member)."""
+    if user.is_doctor:
+        return ParticipantRole.DOCTOR
+    if user.is_clinic_staff:
+        return ParticipantRole.STAFF
+    return patient_role
+
+
+def participant_of(*, call: Call, user: User) -> CallParticipant | None:
+    return CallParticipant.objects.select_related("user", "call").filter(call=call, user=user).first()
+
+
+def require_participant(*, call: Call, user: User) -> CallParticipant:
+    participant = participant_of(call=call, user=user)
+    if participant is None:
+        raise NotParticipant()
+    return participant
+
+
+def can_host(*, call: Call, user: User) -> bool:
+    """The host runs the call; staff may always step in (they supervise every call)."""
+    return user.pk == call.host_id or user.is_clinic_staff
+
+
+def require_host(*, call: Call, user: User) -> None:
+    if not can_host(call=call, user=user):
+        raise NotHost()
+
+
+def user_ref(user: User) -> dict[str, Any]:
+    """Ids and roles only: event payloads carry no names (clients read them from the REST API)."""
+    return {"id": str(user.pk), "role": user.role}
+
+
+def call_ref(call: Call) -> dict[str, Any]:
+    return {
+        "call_id": str(call.pk),
+        "kind": call.kind,
+        "media": call.media,
+        "status": call.status,
+        "session_id": str(call.session_id) if call.session_id else None,
+    }
+
+
+def participant_ref(participant: CallParticipant) -> dict[str, Any]:
+    return {
+        "user": user_ref(participant.user),
+        "role": participant.role,
+        "status": participant.status,
+        "audio_enabled": participant.audio_enabled,
+        "video_enabled": participant.video_enabled,
+        "screen_sharing": participant.screen_sharing,
+    }
+
+
+def participant_user_ids(call: Call) -> list[Any]:
+    return list(CallParticipant.objects.filter(call=call).values_list("user_id", flat=True))
+
+
+def notify_users(user_ids: Iterable[Any], event: str, data: dict[str, Any]) -> None:
+    """Every device of each user, whether or not it is connected to the call's room."""
+    send_on_commit([user_group(user_id) for user_id in dict.fromkeys(user_ids)], event, data)
+
+
+def notify_call_room(call: Call, event: str, data: dict[str, Any]) -> None:
+    """Connections that are in the call's room (the WebSocket layer subscribes joined participants)."""
+    send_on_commit([call_group(call.pk)], event, data)
+
+
+def notify_everyone(call: Call, event: str, data: dict[str, Any]) -> None:
+    """The call's room and every participant's devices: lifecycle changes everyone must see."""
+    groups = [call_group(call.pk), *(user_group(user_id) for user_id in dict.fromkeys(participant_user_ids(call)))]
+    send_on_commit(groups, event, data)
+
+
+def waiting_room_staff_ids(call: Call) -> list[Any]:
+    """Who runs the queue of a call: the host and every clinician participant who is present."""
+    ids = set(
+        CallParticipant.objects.filter(
+            call=call, role__in=CLINICIAN_ROLES, status=ParticipantStatus.JOINED
+        ).values_list("user_id", flat=True)
+    )
+    if call.host_id:
+        ids.add(call.host_id)
+    if call.session_id:
+        ids.add(call.session.doctor_id)
+    return sorted(ids, key=str)
