@@ -9,6 +9,7 @@ participant connection of one call. Event names and payloads are listed in docs/
 """
 
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +34,9 @@ def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> No
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "domain.event", "event": {"type": event_type, "data": data}}
+    # One id for all groups: a connection in several of them (a user's group and a call's)
+    # gets the event once.
+    message = {"type": "domain.event", "event_id": uuid.uuid4().hex, "event": {"type": event_type, "data": data}}
     for group in groups:
         try:
             async_to_sync(layer.group_send)(group, message)

@@ -19,6 +19,7 @@ class PresenceStatus(models.TextChoices):
 
 # What a user may choose; busy comes from being in a call and offline from having no connection.
 CHOOSABLE_STATUSES = (PresenceStatus.ONLINE, PresenceStatus.AWAY, PresenceStatus.DO_NOT_DISTURB)
+CHOOSABLE_STATUS_CHOICES = [(status.value, status.label) for status in CHOOSABLE_STATUSES]
 
 
 class UserPresence(models.Model):
@@ -50,9 +51,17 @@ class PresenceConnection(models.Model):
     channel_name = models.CharField(max_length=200, unique=True)
     opened_at = models.DateTimeField()
     last_heartbeat_at = models.DateTimeField(db_index=True)
+    call = models.ForeignKey(
+        "video_calls.Call",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="connections",
+        help_text="The call this connection joined over the socket: where signaling to this user goes.",
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["user", "last_heartbeat_at"])]
+        indexes = [models.Index(fields=["user", "last_heartbeat_at"]), models.Index(fields=["call", "user"])]
 
     def __str__(self) -> str:
         return f"connection of {self.user_id}"

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from presence.models import CHOOSABLE_STATUSES, PresenceStatus, UserPresence
+from presence.models import CHOOSABLE_STATUS_CHOICES, PresenceStatus, UserPresence
 
 
 class PresenceSerializer(serializers.ModelSerializer):
@@ -25,4 +25,4 @@ class OnlineDoctorSerializer(serializers.ModelSerializer):
 
 
 class PresenceUpdateSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in CHOOSABLE_STATUSES])
+    status = serializers.ChoiceField(choices=CHOOSABLE_STATUS_CHOICES)

@@ -11,3 +11,4 @@ class RealtimeConfig(AppConfig):
     def ready(self) -> None:
         # Handler modules register their message types on import.
         from presence import consumers as presence_handlers  # noqa: F401
+        from video_calls import consumers as call_handlers  # noqa: F401

@@ -6,6 +6,7 @@ domain's events (core/events.py) from the user's and calls' groups to the client
 """
 
 import logging
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -50,6 +51,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_AUTH_FAILED)
             return
         self.groups_joined: set[str] = set()
+        self.calls: set[str] = set()  # calls joined over this connection
+        self.recent_event_ids: deque[str] = deque(maxlen=256)
         self.bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
         presence = await database_sync_to_async(presence_connection_open)(
             user=self.user, channel_name=self.channel_name
@@ -144,9 +147,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode("error", protocol.error_data(error), request_id))
 
     async def domain_event(self, message: dict) -> None:
-        """An event from core.events, sent to a group this connection is in."""
+        """An event from core.events, sent to a group this connection is in. Anything cached
+        about the call it concerns (signaling routes) is dropped, so membership changes apply
+        to the very next signal."""
+        event_id = message.get("event_id")
+        if event_id is not None:
+            if event_id in self.recent_event_ids:
+                return
+            self.recent_event_ids.append(event_id)
         event = message["event"]
+        call_id = event["data"].get("call_id") if isinstance(event["data"], dict) else None
+        if call_id is not None:
+            getattr(self, "call_routes", {}).pop(str(call_id), None)
         await self.send(text_data=protocol.encode(event["type"], event["data"]))
+
+    async def client_text(self, message: dict) -> None:
+        """Pre-encoded text for the client (a relayed signal), sent as is."""
+        await self.send(text_data=message["text"])
 
     async def connection_revoke(self, message: dict) -> None:
         """The user signed out everywhere or was suspended: this connection ends too."""

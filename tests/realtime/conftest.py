@@ -33,9 +33,19 @@ async def receive(communicator: WebsocketCommunicator, timeout: float = 5) -> di
     return json.loads(await communicator.receive_from(timeout=timeout))
 
 
+async def next_event(communicator: WebsocketCommunicator, timeout: float = 5) -> dict:
+    """The next message that is not a presence update (people in a call see each other's
+    presence change to busy; tests about calls are not about that)."""
+    while True:
+        message = await receive(communicator, timeout)
+        if message["type"] != "presence.updated":
+            return message
+
+
 async def request(communicator: WebsocketCommunicator, message: dict) -> dict:
+    """Send a message and return the next one that is not a presence update."""
     await communicator.send_to(text_data=json.dumps(message))
-    return await receive(communicator)
+    return await next_event(communicator)
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,8 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import transaction
 
-from core.events import close_user_connections_on_commit, send_now, user_group
+from core.events import send_now, user_group
 from realtime.tickets import ticket_issue
 from tests.realtime.conftest import open_socket, receive, request
 
@@ -190,13 +189,22 @@ async def test_domain_events_reach_every_connection_of_the_user(patient):
     await phone.disconnect()
 
 
-async def test_revoking_the_users_tokens_closes_their_sockets(patient):
+async def test_logging_out_closes_the_users_sockets(patient):
+    from tests.conftest import client_for
+
     socket = await open_socket(patient)
 
-    def revoke():
-        with transaction.atomic():
-            close_user_connections_on_commit(patient.pk)
+    response = await database_sync_to_async(lambda: client_for(patient).post("/api/v1/auth/logout/"))()
 
-    await database_sync_to_async(revoke)()
+    assert response.status_code == 204
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_suspending_a_user_closes_their_sockets(patient):
+    from accounts.services import user_suspend
+
+    socket = await open_socket(patient)
+
+    await database_sync_to_async(user_suspend)(user=patient)
 
     assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}

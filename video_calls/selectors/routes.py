@@ -1,0 +1,24 @@
+"""Where signaling for a call goes: its connected participants and the sockets they joined it on."""
+
+from collections import defaultdict
+
+from presence.models import PresenceConnection
+from video_calls.models import CallParticipant, CallStatus, ParticipantStatus
+
+
+def call_routes(*, call_id) -> dict[str, list[str]]:
+    """``{user id: [channel names]}`` for every participant connected to an ongoing call. A
+    participant who joined over REST only has no channel (signals to them cannot be delivered)."""
+    joined = list(
+        CallParticipant.objects.filter(
+            call_id=call_id, status=ParticipantStatus.JOINED, call__status=CallStatus.ONGOING
+        ).values_list("user_id", flat=True)
+    )
+    routes: dict[str, list[str]] = defaultdict(list)
+    for user_id in joined:
+        routes[str(user_id)]
+    for user_id, channel_name in PresenceConnection.objects.filter(call_id=call_id, user_id__in=joined).values_list(
+        "user_id", "channel_name"
+    ):
+        routes[str(user_id)].append(channel_name)
+    return dict(routes)
