@@ -59,6 +59,18 @@ def presence_refresh(*, user: User) -> UserPresence:
     return presence
 
 
+def presence_refresh_on_commit(*, user_id) -> None:
+    """Refresh once the current transaction commits, when the change it depends on (a joined
+    or left call) is visible."""
+
+    def refresh() -> None:
+        user = User.objects.filter(pk=user_id).first()
+        if user is not None:
+            presence_refresh(user=user)
+
+    transaction.on_commit(refresh)
+
+
 @transaction.atomic
 def presence_connection_open(*, user: User, channel_name: str) -> UserPresence:
     now = timezone.now()

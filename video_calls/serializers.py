@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from video_calls.models import Call, CallMedia, CallParticipant, EndReason
-from video_calls.selectors.rooms import WaitingStatus
+from video_calls.selectors.rooms import HOST_STATUSES, WaitingStatus
 from video_calls.services.access import JoinResult
 
 
@@ -246,7 +246,7 @@ class WaitingStatusSerializer(serializers.Serializer):
     participant_status = serializers.CharField()
     waiting_since = serializers.DateTimeField(allow_null=True)
     position = serializers.IntegerField(allow_null=True)
-    host_status = serializers.ChoiceField(choices=["in_call", "busy", "away"])
+    host_status = serializers.ChoiceField(choices=HOST_STATUSES)
 
 
 def waiting_status_payload(status: WaitingStatus) -> dict[str, Any]:

@@ -196,3 +196,21 @@ def test_ticket_endpoint_answers_a_ticket_and_the_url(patient_client, settings):
     body = response.json()
     assert body["expires_in"] == settings.REALTIME_TICKET_TTL_SECONDS
     assert body["url"].endswith(f"?ticket={body['ticket']}")
+
+
+@pytest.mark.django_db
+def test_being_in_a_call_makes_a_connected_user_busy_until_it_ends(doctor, patient, django_capture_on_commit_callbacks):
+    from video_calls.services.adhoc import call_accept, call_hangup, call_initiate
+
+    book(doctor, patient)
+    presence_connection_open(user=doctor, channel_name="doctor-laptop")
+    call = call_initiate(caller=doctor, callee_id=patient.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_accept(call=call, user=patient)
+    during = status_of(doctor)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_hangup(call=call, user=doctor)
+    after = status_of(doctor)
+
+    assert (during, after) == (PresenceStatus.BUSY, PresenceStatus.ONLINE)

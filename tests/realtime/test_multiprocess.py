@@ -116,12 +116,16 @@ def _wait_until_live(server: Server) -> None:
 
 
 def _stop(server: Server) -> None:
+    t0 = time.monotonic()
+    print("DEBUG stopping", server.port, server.process.poll(), file=sys.stderr)
     server.process.terminate()
     try:
         server.process.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
+        print("DEBUG KILL", server.port, file=sys.stderr)
         server.process.kill()
         server.process.wait(timeout=TIMEOUT)
+    print("DEBUG stopped", server.port, time.monotonic() - t0, file=sys.stderr)
 
 
 @pytest.fixture
@@ -134,6 +138,7 @@ def servers(transactional_db, tmp_path):
         yield started
     finally:
         for server in started:
+            print("DEBUG teardown start", time.monotonic(), file=sys.stderr)
             _stop(server)
 
 

@@ -171,7 +171,7 @@ def test_waiting_patient_sees_the_host_status(room, doctor, doctor_client, patie
     # Given
     _join(patient_client, room)
 
-    # When the host is away, then in the call
+    # When the host is offline, then in the call
     away = patient_client.get(f"/api/v1/calls/{room.pk}/waiting-room/")
     _join(doctor_client, room)
     in_call = patient_client.get(f"/api/v1/calls/{room.pk}/waiting-room/")
@@ -183,9 +183,25 @@ def test_waiting_patient_sees_the_host_status(room, doctor, doctor_client, patie
         "participant_status": "waiting",
         "waiting_since": "2026-03-02T09:00:00Z",
         "position": 1,
-        "host_status": "away",
+        "host_status": "offline",
     }
     assert in_call.json()["host_status"] == "in_call"
+
+
+def test_waiting_patient_sees_the_host_online_or_away_from_their_presence(room, doctor, patient_client):
+    # Given the doctor is connected (a socket open) but not in a call
+    from presence.services import presence_connection_open, presence_set_status
+
+    _join(patient_client, room)
+    presence_connection_open(user=doctor, channel_name="doctor-laptop")
+
+    # When they are online, then step away
+    online = patient_client.get(f"/api/v1/calls/{room.pk}/waiting-room/").json()["host_status"]
+    presence_set_status(user=doctor, status="away")
+    away = patient_client.get(f"/api/v1/calls/{room.pk}/waiting-room/").json()["host_status"]
+
+    # Then
+    assert (online, away) == ("online", "away")
 
 
 def test_waiting_patient_sees_the_host_busy_elsewhere(room, doctor, patient_client, staff_client):

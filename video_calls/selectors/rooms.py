@@ -7,6 +7,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import User
 from core.exceptions import PermissionDenied
+from presence.models import PresenceStatus, UserPresence
 from video_calls.models import Call, CallParticipant, CallStatus, ParticipantStatus
 from video_calls.services.common import require_participant
 
@@ -38,7 +39,10 @@ def waiting_queue_for_user(*, user: User) -> QuerySet[CallParticipant]:
 
 HOST_IN_CALL = "in_call"
 HOST_BUSY = "busy"
+HOST_ONLINE = "online"
 HOST_AWAY = "away"
+HOST_OFFLINE = "offline"
+HOST_STATUSES = (HOST_IN_CALL, HOST_BUSY, HOST_ONLINE, HOST_AWAY, HOST_OFFLINE)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,8 @@ class WaitingStatus:
 
 def waiting_status_for_user(*, call: Call, user: User) -> WaitingStatus:
     """What a patient sees while waiting: their place in the queue and whether the host is in
-    this call, busy in another call, or away (not connected to any call)."""
+    this call, busy (in another call, or do-not-disturb), online, away, or offline (from their
+    presence)."""
     participant = require_participant(call=call, user=user)
     position = None
     if participant.status == ParticipantStatus.WAITING and participant.waiting_since:
@@ -68,5 +73,11 @@ def waiting_status_for_user(*, call: Call, user: User) -> WaitingStatus:
     elif host_call_ids:
         host_status = HOST_BUSY
     else:
-        host_status = HOST_AWAY
+        presence = UserPresence.objects.filter(user_id=call.host_id).values_list("status", flat=True).first()
+        host_status = {
+            PresenceStatus.ONLINE: HOST_ONLINE,
+            PresenceStatus.AWAY: HOST_AWAY,
+            PresenceStatus.BUSY: HOST_BUSY,
+            PresenceStatus.DO_NOT_DISTURB: HOST_BUSY,
+        }.get(presence, HOST_OFFLINE)
     return WaitingStatus(call=call, participant=participant, position=position, host_status=host_status)

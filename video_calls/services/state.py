@@ -33,6 +33,7 @@ from django.db.models import F
 
 from accounts.models import User
 from core.exceptions import Conflict
+from presence.services import presence_refresh_on_commit
 from video_calls.models import (
     Call,
     CallEvent,
@@ -150,6 +151,9 @@ def participant_transition(
     condition on the status makes sure a span is counted once even if two leaves race.
     """
     expected = _check_allowed(PARTICIPANT_TRANSITIONS, expected, to)
+    if (participant.status == _P.JOINED) != (to == _P.JOINED):
+        # Being connected to a call is what makes someone "busy" to others.
+        presence_refresh_on_commit(user_id=participant.user_id)
     if participant.status == _P.JOINED and to != _P.JOINED and participant.joined_at is not None:
         # The span belongs to the status we read, so the update must require exactly that status.
         expected = [_P.JOINED]
