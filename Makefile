@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint schema clean
+.PHONY: run test install migrate lint schema clean bench-history
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: migrate
 ## test: install what the suite needs and run all of it.
 test: install
 	$(BIN)/python -m pytest
+
+## bench-history: time the call-history endpoint over 10,000 calls (a benchmark, not a test).
+bench-history: install
+	$(BIN)/python scripts/bench_call_history.py --calls 10000 --pages 10,20,50,100 --repeat 30
 
 lint: install
 	$(BIN)/ruff check .

@@ -29,12 +29,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import AUTH_THROTTLES
 from core.pagination import PageNumberPagination
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from core.validation import validated
 
 
 class _PublicAuthApi(APIView):
@@ -52,7 +47,7 @@ class RegisterApi(_PublicAuthApi):
     def post(self, request: Request) -> Response:
         """Register a patient or (unverified) doctor. The answer is the same whether or not the
         email was already registered; a confirmation link is emailed."""
-        services.user_register(**_validated(RegisterSerializer, request.data))
+        services.user_register(**validated(RegisterSerializer, request.data))
         return Response(
             {"detail": "Registration received. Check your email to confirm your address, then sign in."},
             status=status.HTTP_202_ACCEPTED,
@@ -65,7 +60,7 @@ class LoginApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=LoginSerializer, responses={200: LoginResponseSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Sign in with email or verified phone number and password."""
-        data = _validated(LoginSerializer, request.data)
+        data = validated(LoginSerializer, request.data)
         user, tokens = services.user_login(
             email=data.get("email", ""),
             phone_number=data.get("phone_number", ""),
@@ -81,7 +76,7 @@ class TokenRefreshApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Exchange a refresh token for a new pair. Each refresh token works once."""
-        return Response(services.tokens_refresh(**_validated(RefreshSerializer, request.data)))
+        return Response(services.tokens_refresh(**validated(RefreshSerializer, request.data)))
 
 
 class LogoutApi(APIView):
@@ -100,7 +95,7 @@ class PasswordChangeApi(APIView):
     def post(self, request: Request) -> Response:
         """Change the password. Other devices are signed out; this one gets a fresh token pair."""
         return Response(
-            services.password_change(user=request.user, **_validated(PasswordChangeSerializer, request.data))
+            services.password_change(user=request.user, **validated(PasswordChangeSerializer, request.data))
         )
 
 
@@ -110,7 +105,7 @@ class PasswordForgotApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=EmailSerializer, responses={202: DetailSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Email a reset link. The answer never says whether the address is registered."""
-        services.password_reset_request(**_validated(EmailSerializer, request.data))
+        services.password_reset_request(**validated(EmailSerializer, request.data))
         return Response(
             {"detail": "If the address belongs to an account, a reset link is on its way."},
             status=status.HTTP_202_ACCEPTED,
@@ -123,7 +118,7 @@ class PasswordResetApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=PasswordResetSerializer, responses={204: None}, auth=[])
     def post(self, request: Request) -> Response:
         """Set a new password with the uid and token from the emailed link; signs out everywhere."""
-        services.password_reset_confirm(**_validated(PasswordResetSerializer, request.data))
+        services.password_reset_confirm(**validated(PasswordResetSerializer, request.data))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -133,7 +128,7 @@ class EmailVerifyApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=EmailVerifySerializer, responses={200: DetailSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Confirm an email address with the uid and token from the emailed link."""
-        services.email_verify(**_validated(EmailVerifySerializer, request.data))
+        services.email_verify(**validated(EmailVerifySerializer, request.data))
         return Response({"detail": "Email address confirmed."})
 
 
@@ -143,7 +138,7 @@ class EmailResendApi(_PublicAuthApi):
     @extend_schema(tags=["auth"], request=EmailSerializer, responses={202: DetailSerializer}, auth=[])
     def post(self, request: Request) -> Response:
         """Send a new confirmation link. The answer never says whether the address is registered."""
-        services.email_verification_resend(**_validated(EmailSerializer, request.data))
+        services.email_verification_resend(**validated(EmailSerializer, request.data))
         return Response(
             {"detail": "If the address belongs to an unconfirmed account, a new link is on its way."},
             status=status.HTTP_202_ACCEPTED,
@@ -158,7 +153,7 @@ class PhoneSendCodeApi(APIView):
     def post(self, request: Request) -> Response:
         """Text a 6-digit code to the given number (which becomes the account's, unverified) or to
         the number already on the account."""
-        data = _validated(PhoneSendCodeSerializer, request.data)
+        data = validated(PhoneSendCodeSerializer, request.data)
         services.phone_code_send(user=request.user, phone_number=data.get("phone_number", ""))
         return Response({"detail": "A code is on its way."}, status=status.HTTP_202_ACCEPTED)
 
@@ -170,7 +165,7 @@ class PhoneVerifyApi(APIView):
     @extend_schema(tags=["auth"], request=PhoneVerifySerializer, responses={200: UserSerializer})
     def post(self, request: Request) -> Response:
         """Confirm the account's phone number with the texted code; it then works as a login."""
-        user = services.phone_verify(user=request.user, **_validated(PhoneVerifySerializer, request.data))
+        user = services.phone_verify(user=request.user, **validated(PhoneVerifySerializer, request.data))
         return Response(UserSerializer(user).data)
 
 
@@ -186,7 +181,7 @@ class MeApi(APIView):
     def patch(self, request: Request) -> Response:
         """Update names and profile details. Role, email, verification flags, specialty and
         license number cannot be changed here."""
-        user = services.user_update_profile(user=request.user, data=_validated(ProfileUpdateSerializer, request.data))
+        user = services.user_update_profile(user=request.user, data=validated(ProfileUpdateSerializer, request.data))
         return Response(UserSerializer(user).data)
 
 
@@ -212,7 +207,7 @@ class DoctorListApi(_DirectoryApi):
     )
     def get(self, request: Request) -> Response:
         """Verified doctors (staff also see unverified ones)."""
-        filters = _validated(DirectorySearchSerializer, request.query_params)
+        filters = validated(DirectorySearchSerializer, request.query_params)
         doctors = selectors.doctor_list_for_user(user=request.user, **filters)
         return self.paginated(request, doctors, DoctorDirectorySerializer)
 
@@ -237,7 +232,7 @@ class PatientListApi(_DirectoryApi):
     )
     def get(self, request: Request) -> Response:
         """A doctor's patients (anyone they have or had a session with); staff see all."""
-        filters = _validated(DirectorySearchSerializer, request.query_params)
+        filters = validated(DirectorySearchSerializer, request.query_params)
         patients = selectors.patient_list_for_user(user=request.user, search=filters.get("search", ""))
         return self.paginated(request, patients, PatientDirectorySerializer)
 

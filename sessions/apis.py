@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.validation import validated
 from sessions import selectors, services
 from sessions.filters import SessionFilter
 from sessions.join_window import join_decision
@@ -31,12 +32,6 @@ from sessions.serializers import (
 from sessions.services.payments import EVENT_TYPES, SIGNATURE_HEADER
 
 TAGS = ["sessions"]
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class SessionListCreateApi(GenericAPIView):
@@ -64,7 +59,7 @@ class SessionListCreateApi(GenericAPIView):
     def post(self, request: Request) -> Response:
         """Book a session (status ``requested``). Patients book for themselves, doctors with their
         patients, staff for anyone."""
-        session = services.session_book(requested_by=request.user, **_validated(SessionCreateSerializer, request.data))
+        session = services.session_book(requested_by=request.user, **validated(SessionCreateSerializer, request.data))
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -91,7 +86,7 @@ class SessionCancelApi(_SessionApi):
     @extend_schema(tags=TAGS, request=SessionCancelSerializer, responses={200: SessionSerializer, 409: None})
     def post(self, request: Request, session_id) -> Response:
         """Cancel a requested or confirmed session; a paid one is marked for refund."""
-        data = _validated(SessionCancelSerializer, request.data)
+        data = validated(SessionCancelSerializer, request.data)
         session = services.session_cancel(session=self.session(request, session_id), user=request.user, **data)
         return Response(SessionSerializer(session).data)
 
@@ -100,7 +95,7 @@ class SessionRescheduleApi(_SessionApi):
     @extend_schema(tags=TAGS, request=SessionRescheduleSerializer, responses={200: SessionSerializer, 409: None})
     def post(self, request: Request, session_id) -> Response:
         """Move a requested or confirmed session, under the booking rules."""
-        data = _validated(SessionRescheduleSerializer, request.data)
+        data = validated(SessionRescheduleSerializer, request.data)
         session = services.session_reschedule(session=self.session(request, session_id), user=request.user, **data)
         return Response(SessionSerializer(session).data)
 
@@ -117,7 +112,7 @@ class SessionMarkPaidApi(_SessionApi):
     @extend_schema(tags=TAGS, request=MarkPaidSerializer, responses={200: SessionSerializer, 409: None})
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record a payment taken outside the provider."""
-        data = _validated(MarkPaidSerializer, request.data)
+        data = validated(MarkPaidSerializer, request.data)
         session = services.session_mark_paid(session=self.session(request, session_id), user=request.user, **data)
         return Response(SessionSerializer(session).data)
 
@@ -126,7 +121,7 @@ class SessionMarkRefundedApi(_SessionApi):
     @extend_schema(tags=TAGS, request=MarkRefundedSerializer, responses={200: SessionSerializer, 409: None})
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record that a paid session was refunded."""
-        data = _validated(MarkRefundedSerializer, request.data)
+        data = validated(MarkRefundedSerializer, request.data)
         session = services.session_mark_refunded(session=self.session(request, session_id), user=request.user, **data)
         return Response(SessionSerializer(session).data)
 
@@ -170,10 +165,10 @@ class PaymentWebhookApi(APIView):
         raw_body = request.body  # the signature covers the exact bytes, so read them before parsing
         services.webhook_verify(raw_body=raw_body, signature_header=request.headers.get(SIGNATURE_HEADER, ""))
         event = services.webhook_parse(raw_body)
-        envelope = _validated(_WebhookEnvelopeSerializer, event)
+        envelope = validated(_WebhookEnvelopeSerializer, event)
         if envelope["type"] not in EVENT_TYPES:
             return Response({"result": "ignored", "payment_id": None})
-        data = _validated(WebhookDataSerializer, event.get("data"))
+        data = validated(WebhookDataSerializer, event.get("data"))
         outcome = services.payment_webhook_apply(
             event_id=envelope["id"],
             event_type=envelope["type"],

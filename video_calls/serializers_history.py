@@ -21,6 +21,7 @@ from video_calls.models import (
     QualityGrade,
 )
 from video_calls.selectors.history import STATISTICS_PERIODS, call_quality_assessment
+from video_calls.serializers import CallParticipantSerializer, UserBriefSerializer
 from video_calls.services.quality import QUALITY_METRIC_FIELDS, QualityAssessment, quality_assess
 
 # --- Quality sample input ----------------------------------------------------------------------
@@ -86,11 +87,6 @@ class QualitySampleInputSerializer(serializers.Serializer):
 # --- Shared output pieces ----------------------------------------------------------------------
 
 
-class PublicUserSerializer(serializers.Serializer):
-    id = serializers.UUIDField(read_only=True)
-    name = serializers.CharField(source="full_name", read_only=True)
-
-
 class CallPeerSerializer(serializers.ModelSerializer):
     """Another participant of a call as a history row shows them."""
 
@@ -104,7 +100,7 @@ class CallPeerSerializer(serializers.ModelSerializer):
 
 
 class _CallSummaryFields(serializers.ModelSerializer):
-    initiated_by = PublicUserSerializer(read_only=True)
+    initiated_by = UserBriefSerializer(read_only=True)
     quality_assessment = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.ChoiceField(choices=QualityAssessment.choices, allow_null=True))
@@ -165,42 +161,28 @@ class QualitySummarySerializer(serializers.Serializer):
     assessment = serializers.ChoiceField(choices=QualityAssessment.choices, allow_null=True)
 
 
-class CallParticipantDetailSerializer(serializers.ModelSerializer):
-    user = PublicUserSerializer(read_only=True)
+class CallParticipantDetailSerializer(CallParticipantSerializer):
+    """A participant as call detail shows them: the room's view plus their quality summary."""
+
     quality = QualitySummarySerializer(source="quality_summary", read_only=True)
 
-    class Meta:
-        model = CallParticipant
-        fields = [
-            "user",
-            "role",
-            "status",
-            "invited_at",
-            "waiting_since",
-            "first_joined_at",
-            "joined_at",
-            "left_at",
-            "connected_seconds",
-            "audio_enabled",
-            "video_enabled",
-            "screen_sharing",
-            "quality",
-        ]
+    class Meta(CallParticipantSerializer.Meta):
+        fields = [*CallParticipantSerializer.Meta.fields, "quality"]
         read_only_fields = fields
 
 
 class CallEventSerializer(serializers.Serializer):
     type = serializers.CharField(read_only=True)
     at = serializers.DateTimeField(read_only=True)
-    actor = PublicUserSerializer(read_only=True, allow_null=True)
-    subject = PublicUserSerializer(read_only=True, allow_null=True)
+    actor = UserBriefSerializer(read_only=True, allow_null=True)
+    subject = UserBriefSerializer(read_only=True, allow_null=True)
     data = serializers.DictField(read_only=True)
 
 
 class CallDetailSerializer(_CallSummaryFields):
     session_id = serializers.UUIDField(read_only=True, allow_null=True)
-    host = PublicUserSerializer(read_only=True, allow_null=True)
-    ended_by = PublicUserSerializer(read_only=True, allow_null=True)
+    host = UserBriefSerializer(read_only=True, allow_null=True)
+    ended_by = UserBriefSerializer(read_only=True, allow_null=True)
     participants = CallParticipantDetailSerializer(many=True, read_only=True)
     timeline = CallEventSerializer(source="events", many=True, read_only=True)
 
@@ -215,7 +197,7 @@ class CallDetailSerializer(_CallSummaryFields):
 
 class QualitySampleSerializer(serializers.ModelSerializer):
     call_id = serializers.UUIDField(read_only=True)
-    user = PublicUserSerializer(source="participant.user", read_only=True)
+    user = UserBriefSerializer(source="participant.user", read_only=True)
     role = serializers.CharField(source="participant.role", read_only=True)
     packet_loss_percent = serializers.FloatField(read_only=True, allow_null=True)
     frame_rate = serializers.FloatField(read_only=True, allow_null=True)

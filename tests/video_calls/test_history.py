@@ -76,7 +76,7 @@ def test_a_patient_sees_their_calls_newest_first_with_the_other_side_named(docto
         "media": "video",
         "status": "completed",
         "session_id": None,
-        "initiated_by": {"id": str(doctor.id), "name": "Gregory House"},
+        "initiated_by": {"id": str(doctor.id), "name": "Gregory House", "role": "doctor"},
         "created_at": iso(older.created_at),
         "accepted_at": iso(older.accepted_at),
         "started_at": iso(older.started_at),
@@ -358,9 +358,9 @@ def test_detail_has_times_participants_with_quality_summaries_and_the_timeline(d
         "ended_at": iso(call.ended_at),
     }
     assert (body["duration_seconds"], body["end_reason"], body["quality_assessment"]) == (1200, "hangup", "poor")
-    assert body["host"] == body["initiated_by"] == {"id": str(doctor.id), "name": "Gregory House"}
+    assert body["host"] == body["initiated_by"] == {"id": str(doctor.id), "name": "Gregory House", "role": "doctor"}
     doctor_row, patient_row = body["participants"]
-    assert doctor_row["user"] == {"id": str(doctor.id), "name": "Gregory House"}
+    assert doctor_row["user"] == {"id": str(doctor.id), "name": "Gregory House", "role": "doctor"}
     assert doctor_row["quality"] == {
         "sample_count": 3,
         "avg_rtt_ms": 60.0,
@@ -390,8 +390,8 @@ def test_detail_has_times_participants_with_quality_summaries_and_the_timeline(d
     assert body["timeline"][1] == {
         "type": "joined",
         "at": iso(joined.at),
-        "actor": {"id": str(patient.id), "name": "Alice Patient"},
-        "subject": {"id": str(patient.id), "name": "Alice Patient"},
+        "actor": {"id": str(patient.id), "name": "Alice Patient", "role": "patient"},
+        "subject": {"id": str(patient.id), "name": "Alice Patient", "role": "patient"},
         "data": {},
     }
     assert body["timeline"][0]["at"] == iso(initiated.at)

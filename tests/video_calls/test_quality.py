@@ -90,7 +90,7 @@ def test_participant_records_a_sample_and_the_call_hears_it(
     assert body == {
         "id": sample.pk,
         "call_id": str(live_call.id),
-        "user": {"id": str(patient.id), "name": "Alice Patient"},
+        "user": {"id": str(patient.id), "name": "Alice Patient", "role": "patient"},
         "role": "patient",
         "recorded_at": now.isoformat().replace("+00:00", "Z"),
         "rtt_ms": 45,

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.validation import validated
 from video_calls.models import Call
 from video_calls.selectors.calls import call_get_for_user
 from video_calls.selectors.rooms import participant_list_for_call, waiting_queue_for_user, waiting_status_for_user
@@ -40,12 +41,6 @@ from video_calls.services.access import JoinResult
 from video_calls.services.credentials import ice_configuration
 
 TAGS = ["calls"]
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _call_for(request: Request, call_id: UUID) -> Call:
@@ -90,7 +85,7 @@ class CallInitiateApi(APIView):
     @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallSerializer})
     def post(self, request: Request) -> Response:
         """Ring someone (ad-hoc call). It rings for CALL_RING_TIMEOUT_SECONDS, then is missed."""
-        call = adhoc.call_initiate(caller=request.user, **_validated(CallInitiateSerializer, request.data))
+        call = adhoc.call_initiate(caller=request.user, **validated(CallInitiateSerializer, request.data))
         return Response(_call_body(call), status=status.HTTP_201_CREATED)
 
 
@@ -98,7 +93,7 @@ class GroupConsultationCreateApi(APIView):
     @extend_schema(tags=TAGS, request=GroupConsultationCreateSerializer, responses={201: CallSerializer})
     def post(self, request: Request) -> Response:
         """Staff only: a group consultation with several invitees; the creator hosts it."""
-        data = _validated(GroupConsultationCreateSerializer, request.data)
+        data = validated(GroupConsultationCreateSerializer, request.data)
         call = guests.group_consultation_create(user=request.user, **data)
         return Response(_call_body(call), status=status.HTTP_201_CREATED)
 
@@ -114,7 +109,7 @@ class CallDeclineApi(APIView):
     @extend_schema(tags=TAGS, request=CallDeclineSerializer, responses={200: CallSerializer})
     def post(self, request: Request, call_id: UUID) -> Response:
         """The callee refuses a ringing call, as ``declined`` or ``busy``."""
-        data = _validated(CallDeclineSerializer, request.data)
+        data = validated(CallDeclineSerializer, request.data)
         return Response(_call_body(adhoc.call_decline(call=_call_for(request, call_id), user=request.user, **data)))
 
 
@@ -141,7 +136,7 @@ class CallJoinApi(APIView):
     def post(self, request: Request, call_id: UUID) -> Response:
         """Join a room: 200 with media credentials, or 202 while waiting to be admitted (no
         credentials). Joining after an invitation is how an invitee accepts it."""
-        data = _validated(CallJoinSerializer, request.data)
+        data = validated(CallJoinSerializer, request.data)
         return _join_response(rooms.call_join(call=_call_for(request, call_id), user=request.user, **data))
 
 
@@ -163,7 +158,7 @@ class CallSettingsApi(APIView):
     @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer})
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Host-only: change the room's settings."""
-        data = _validated(RoomSettingsSerializer, request.data)
+        data = validated(RoomSettingsSerializer, request.data)
         return Response(
             _call_body(rooms.call_settings_update(call=_call_for(request, call_id), user=request.user, **data))
         )
@@ -173,7 +168,7 @@ class MediaStateApi(APIView):
     @extend_schema(tags=TAGS, request=MediaUpdateSerializer, responses={200: CallParticipantSerializer})
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Change your microphone, camera or screen-share state; the room is told."""
-        data = _validated(MediaUpdateSerializer, request.data)
+        data = validated(MediaUpdateSerializer, request.data)
         participant = media.media_update(call=_call_for(request, call_id), user=request.user, **data)
         return Response(CallParticipantSerializer(participant).data)
 
@@ -191,7 +186,7 @@ class InvitationCreateApi(APIView):
     @extend_schema(tags=TAGS, request=InviteSerializer, responses={201: CallParticipantSerializer})
     def post(self, request: Request, call_id: UUID) -> Response:
         """Host-only: invite someone into a session room or group consultation."""
-        data = _validated(InviteSerializer, request.data)
+        data = validated(InviteSerializer, request.data)
         participant = guests.participant_invite(
             call=_call_for(request, call_id), user=request.user, invitee_id=data["user_id"]
         )

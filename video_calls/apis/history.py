@@ -19,6 +19,7 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.validation import validated
 from video_calls.models import Call, CallQualitySample
 from video_calls.selectors import history as selectors
 from video_calls.serializers_history import (
@@ -32,12 +33,6 @@ from video_calls.serializers_history import (
 from video_calls.services.quality import quality_sample_record
 
 _ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class QualitySampleThrottle(SimpleRateThrottle):
@@ -86,7 +81,7 @@ class CallStatisticsApi(APIView):
     def get(self, request: Request) -> Response:
         """Totals by status, kind and media and the average duration of completed calls, over
         the last 7/30/90 days or whole UTC days from/to."""
-        query = _validated(StatisticsQuerySerializer, request.query_params)
+        query = validated(StatisticsQuerySerializer, request.query_params)
         statistics = selectors.call_statistics(
             user=request.user,
             period=query.get("period"),
@@ -143,7 +138,7 @@ class CallQualityApi(GenericAPIView):
     def post(self, request: Request, call_id: UUID) -> Response:
         """Record what your client measured just now; the other participants receive
         ``quality.recorded``. At most one per second per call."""
-        metrics = _validated(QualitySampleInputSerializer, request.data)
+        metrics = validated(QualitySampleInputSerializer, request.data)
         sample = quality_sample_record(call_id=call_id, user=request.user, metrics=metrics)
         return Response(QualitySampleSerializer(sample).data, status=status.HTTP_201_CREATED)
 
