@@ -6,7 +6,6 @@ of every token we issue: raising it revokes all of a user's access and refresh t
 """
 
 import uuid
-import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
 from django.core.validators import MinValueValidator
@@ -14,9 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.managers import UserManager
-from accounts.validators import validate_e164
-
-TIME_ZONE_CHOICES = sorted((name, name) for name in zoneinfo.available_timezones())
+from accounts.validators import validate_e164, validate_time_zone
 
 
 class Role(models.TextChoices):
@@ -95,7 +92,7 @@ class DoctorProfile(models.Model):
     )
     currency = models.CharField(max_length=3, default="USD")
     consultation_minutes = models.PositiveSmallIntegerField(default=50, help_text="Default length of a booked session.")
-    time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA name.")
     is_verified = models.BooleanField(
         default=False, help_text="Set by staff after checking the license; only verified doctors can be booked."
     )
@@ -113,7 +110,7 @@ class PatientProfile(models.Model):
 
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="patient_profile")
     date_of_birth = models.DateField(null=True, blank=True)
-    time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA name.")
 
     def __str__(self) -> str:
         return f"Patient {self.user.full_name}"

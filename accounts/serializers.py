@@ -5,8 +5,8 @@ from datetime import date
 from django.utils import timezone
 from rest_framework import serializers
 
-from accounts.models import TIME_ZONE_CHOICES, DoctorProfile, PatientProfile, Role, User
-from accounts.validators import validate_e164
+from accounts.models import DoctorProfile, PatientProfile, Role, User
+from accounts.validators import validate_e164, validate_time_zone
 
 
 class DateOfBirthField(serializers.DateField):
@@ -17,6 +17,13 @@ class DateOfBirthField(serializers.DateField):
         if born > timezone.localdate() or born.year < 1900:
             raise serializers.ValidationError("Enter a real date of birth.", code="invalid")
         return born
+
+
+class TimeZoneField(serializers.CharField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("help_text", "An IANA time zone name, e.g. Europe/Berlin.")
+        super().__init__(validators=[validate_time_zone], **kwargs)
 
 
 class PhoneNumberField(serializers.CharField):
@@ -149,7 +156,7 @@ class RegisterSerializer(serializers.Serializer):
     last_name = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=[Role.PATIENT, Role.DOCTOR], default=Role.PATIENT)
     phone_number = PhoneNumberField(required=False, allow_blank=True)
-    time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, default="UTC")
+    time_zone = TimeZoneField(default="UTC")
     date_of_birth = DateOfBirthField(required=False, allow_null=True, help_text="Patients only.")
     specialty = serializers.CharField(max_length=120, required=False, help_text="Doctors: required.")
     license_number = serializers.CharField(max_length=64, required=False, help_text="Doctors: required.")
@@ -214,7 +221,7 @@ class PhoneVerifySerializer(serializers.Serializer):
 
 class PatientProfileUpdateSerializer(serializers.Serializer):
     date_of_birth = DateOfBirthField(required=False, allow_null=True)
-    time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, required=False)
+    time_zone = TimeZoneField(required=False)
 
 
 class DoctorProfileUpdateSerializer(serializers.Serializer):
@@ -222,7 +229,7 @@ class DoctorProfileUpdateSerializer(serializers.Serializer):
     consultation_fee = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0, required=False)
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
     consultation_minutes = serializers.IntegerField(min_value=10, max_value=240, required=False)
-    time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, required=False)
+    time_zone = TimeZoneField(required=False)
 
 
 class ProfileUpdateSerializer(serializers.Serializer):

@@ -1,5 +1,8 @@
 """Password and phone-number rules."""
 
+import functools
+import zoneinfo
+
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -41,3 +44,15 @@ def validate_e164(value: str) -> None:
         raise ValidationError(_("Enter a valid phone number."), code="invalid_phone") from None
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationError(_("Enter a valid phone number."), code="invalid_phone")
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name, e.g. ``Europe/Berlin``. Checked against the zone database
+    rather than listed as choices: the list is long and changes with tzdata releases."""
+    if value not in _time_zones():
+        raise ValidationError(_("Enter an IANA time zone name, e.g. Europe/Berlin."), code="invalid_time_zone")
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
