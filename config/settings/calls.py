@@ -18,8 +18,7 @@ AGORA_APP_ID = env.str("AGORA_APP_ID", default="")
 AGORA_APP_CERTIFICATE = env.str("AGORA_APP_CERTIFICATE", default="")
 AGORA_TOKEN_TTL_SECONDS = env.int("AGORA_TOKEN_TTL_SECONDS", default=60 * 60)
 
-# Where clients open the realtime WebSocket (returned by the join endpoint).
-WEBSOCKET_PUBLIC_URL = env.str("WEBSOCKET_PUBLIC_URL", default="ws://localhost:8000/ws/")
+# WEBSOCKET_PUBLIC_URL, returned by the join endpoint, is a realtime setting (settings/realtime.py).
 
 # --- Rooms --------------------------------------------------------------------------------------
 # Upper bound for any call: group consultations and session rooms with invited guests.

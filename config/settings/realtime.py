@@ -2,6 +2,8 @@
 
 from config.settings.env import env
 
+# Where clients open the socket: given in ticket and join answers.
+WEBSOCKET_PUBLIC_URL = env.str("WEBSOCKET_PUBLIC_URL", default="ws://localhost:8000/ws/")
 # A ticket from POST /api/v1/realtime/tickets/ opens one connection within this many seconds.
 REALTIME_TICKET_TTL_SECONDS = env.int("REALTIME_TICKET_TTL_SECONDS", default=30)
 # A larger frame closes the connection with 1009 (message too big).
