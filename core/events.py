@@ -10,10 +10,12 @@ participant connection of one call. Event names and payloads are listed in docs/
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -28,20 +30,62 @@ def call_group(call_id: Any) -> str:
     return f"call.{call_id}"
 
 
-def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:
-    """Send an event to groups immediately. The channel layer is at-most-once: a failure is
-    logged, never raised into the business transaction that already committed."""
+# Set while a WebSocket consumer runs domain code in a worker thread: messages are collected
+# there and sent by the consumer once the thread is done (see ``database_call``).
+_collected: ContextVar[list[tuple[str, dict]] | None] = ContextVar("collected_channel_messages", default=None)
+
+
+def _send(groups: Iterable[str], message: dict[str, Any], what: str) -> None:
+    collected = _collected.get()
+    if collected is not None:
+        collected.extend((group, message) for group in groups)
+        return
     layer = get_channel_layer()
     if layer is None:
         return
-    # One id for all groups: a connection in several of them (a user's group and a call's)
-    # gets the event once.
-    message = {"type": "domain.event", "event_id": uuid.uuid4().hex, "event": {"type": event_type, "data": data}}
     for group in groups:
         try:
             async_to_sync(layer.group_send)(group, message)
         except Exception:  # a broken layer must not turn a committed change into a 500
-            logger.exception("Could not send %s to a group", event_type)
+            logger.exception("Could not send %s to a group", what)
+
+
+def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:
+    """Send an event to groups immediately. The channel layer is at-most-once: a failure is
+    logged, never raised into the business transaction that already committed."""
+    # One id for all groups: a connection in several of them (a user's group and a call's)
+    # gets the event once.
+    message = {"type": "domain.event", "event_id": uuid.uuid4().hex, "event": {"type": event_type, "data": data}}
+    _send(groups, message, event_type)
+
+
+async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run domain code from a consumer: in a worker thread (``database_sync_to_async``), with
+    the events it emits sent afterwards from the event loop.
+
+    From a worker thread, ``async_to_sync(group_send)`` hands the send back to the event loop
+    and blocks on it; while the server shuts down that loop never answers and the thread (and
+    the process) hangs. Collecting the messages and awaiting the sends here avoids the hop.
+    """
+    collected: list[tuple[str, dict]] = []
+    token = _collected.set(collected)
+    try:
+        result = await database_sync_to_async(func)(**kwargs)
+    finally:
+        _collected.reset(token)
+    await send_collected(collected)
+    return result
+
+
+async def send_collected(collected: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in collected:
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            logger.exception("Could not send a message to a group")
 
 
 def send_on_commit(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:
@@ -53,13 +97,4 @@ def send_on_commit(groups: Iterable[str], event_type: str, data: dict[str, Any])
 def close_user_connections_on_commit(user_id: Any) -> None:
     """After commit, close every open WebSocket of the user (signed out everywhere, suspended)."""
 
-    def close() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(user_group(user_id), {"type": "connection.revoke"})
-        except Exception:
-            logger.exception("Could not close a user's connections")
-
-    transaction.on_commit(close)
+    transaction.on_commit(lambda: _send([user_group(user_id)], {"type": "connection.revoke"}, "connection.revoke"))

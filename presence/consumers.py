@@ -1,7 +1,6 @@
 """Presence messages on the realtime socket: heartbeats and status changes."""
 
-from channels.db import database_sync_to_async
-
+from core.events import database_call
 from presence.serializers import PresenceUpdateSerializer
 from presence.services import presence_heartbeat, presence_payload, presence_set_status
 from realtime.registry import handles
@@ -11,11 +10,11 @@ from realtime.registry import handles
 async def heartbeat(connection, data: dict) -> dict:
     """Keeps the connection counted. ``alive: false`` means the server had already dropped it
     (heartbeats stopped for too long): the client should reconnect."""
-    alive = await database_sync_to_async(presence_heartbeat)(channel_name=connection.channel_name)
+    alive = await database_call(presence_heartbeat, channel_name=connection.channel_name)
     return {"alive": alive}
 
 
 @handles("presence.set", serializer=PresenceUpdateSerializer)
 async def set_status(connection, data: dict) -> dict:
-    presence = await database_sync_to_async(presence_set_status)(user=connection.user, status=data["status"])
+    presence = await database_call(presence_set_status, user=connection.user, status=data["status"])
     return presence_payload(presence)

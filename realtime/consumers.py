@@ -10,12 +10,11 @@ from collections import deque
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
-from core.events import user_group
+from core.events import database_call, user_group
 from core.exceptions import ApplicationError, InvalidInput
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
@@ -32,7 +31,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict) -> None:
         """Channels runs ``close_old_connections`` in its one shared sync thread before every
         message; most of ours (signaling, forwarded events) never touch the database, and the
-        ones that do go through ``database_sync_to_async``, which already closes stale
+        ones that do go through ``database_call`` (``database_sync_to_async``), which closes stale
         connections in the thread that uses them. Skipping it here keeps relays off that
         thread (docs/performance.md)."""
         handler = getattr(self, get_handler_name(message), None)
@@ -45,7 +44,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         ticket = (query.get("ticket") or [""])[0]
-        self.user = await database_sync_to_async(ticket_redeem)(ticket=ticket)
+        self.user = await database_call(ticket_redeem, ticket=ticket)
         await self.accept()
         if self.user is None:
             await self.close(code=protocol.CLOSE_AUTH_FAILED)
@@ -54,9 +53,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.calls: set[str] = set()  # calls joined over this connection
         self.recent_event_ids: deque[str] = deque(maxlen=256)
         self.bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
-        presence = await database_sync_to_async(presence_connection_open)(
-            user=self.user, channel_name=self.channel_name
-        )
+        presence = await database_call(presence_connection_open, user=self.user, channel_name=self.channel_name)
         # Joined after the presence change is announced: this connection learns its status from
         # connection.ready; the user's other connections from presence.updated.
         await self.group_join(user_group(self.user.pk))
@@ -74,7 +71,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         for group in list(getattr(self, "groups_joined", ())):
             await self.channel_layer.group_discard(group, self.channel_name)
-        await database_sync_to_async(presence_connection_close)(user=self.user, channel_name=self.channel_name)
+        await database_call(presence_connection_close, user=self.user, channel_name=self.channel_name)
         for hook in DISCONNECT_HOOKS:
             try:
                 await hook(self)

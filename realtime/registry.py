@@ -3,7 +3,7 @@
 A handler is ``async def handler(connection, data) -> dict | None``: ``connection`` is the
 consumer (``connection.user``, ``connection.channel_name``), ``data`` the envelope's data,
 already validated by the handler's serializer. It calls services (through
-``database_sync_to_async``) and returns what the ``ack`` carries, or None.
+``core.events.database_call``, which also sends the events they emit) and returns what the ``ack`` carries, or None.
 """
 
 from collections.abc import Awaitable, Callable

@@ -12,11 +12,10 @@ import time
 from typing import Any
 from uuid import UUID
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from rest_framework import serializers
 
-from core.events import call_group
+from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from presence.models import PresenceConnection
 from realtime import protocol
@@ -68,8 +67,12 @@ async def join(connection, data: dict) -> dict:
     call with its participant list and media credentials: the snapshot a reconnecting client
     needs. The others hear ``call.participant_joined``."""
     call_id = data["call_id"]
-    payload = await database_sync_to_async(_join)(
-        user=connection.user, call_id=call_id, passcode=data.get("passcode", ""), channel_name=connection.channel_name
+    payload = await database_call(
+        _join,
+        user=connection.user,
+        call_id=call_id,
+        passcode=data.get("passcode", ""),
+        channel_name=connection.channel_name,
     )
     await connection.group_join(call_group(call_id))
     connection.calls.add(str(call_id))
@@ -86,7 +89,7 @@ def _leave(*, user, call_id: UUID, channel_name: str) -> None:
 @handles("call.leave", serializer=CallIdSerializer)
 async def leave(connection, data: dict) -> dict:
     call_id = data["call_id"]
-    await database_sync_to_async(_leave)(user=connection.user, call_id=call_id, channel_name=connection.channel_name)
+    await database_call(_leave, user=connection.user, call_id=call_id, channel_name=connection.channel_name)
     await connection.group_leave(call_group(call_id))
     connection.calls.discard(str(call_id))
     return {"call_id": str(call_id)}
@@ -106,7 +109,7 @@ def _media(*, user, call_id: UUID, changes: dict) -> dict[str, Any]:
 @handles("media.update", serializer=MediaUpdateSocketSerializer)
 async def update_media(connection, data: dict) -> dict:
     changes = {name: value for name, value in data.items() if name != "call_id"}
-    return await database_sync_to_async(_media)(user=connection.user, call_id=data["call_id"], changes=changes)
+    return await database_call(_media, user=connection.user, call_id=data["call_id"], changes=changes)
 
 
 @on_disconnect
@@ -116,8 +119,10 @@ async def leave_after_grace(connection) -> None:
     from realtime.tasks import leave_call_unless_reconnected
 
     for call_id in list(getattr(connection, "calls", ())):
-        await database_sync_to_async(leave_call_unless_reconnected.apply_async)(
-            args=[call_id, str(connection.user.pk)], countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS
+        await database_call(
+            leave_call_unless_reconnected.apply_async,
+            args=[call_id, str(connection.user.pk)],
+            countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS,
         )
 
 
@@ -135,7 +140,7 @@ async def _routes(connection, call_id: str) -> dict[str, list[str]]:
     cached = cache.get(call_id)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    routes = await database_sync_to_async(call_routes)(call_id=call_id)
+    routes = await database_call(call_routes, call_id=call_id)
     cache[call_id] = (time.monotonic() + ROUTE_TTL_SECONDS, routes)
     return routes
 

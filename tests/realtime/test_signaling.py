@@ -239,4 +239,3 @@ async def test_a_reconnected_user_stays_in_the_call(call, doctor):
     assert taken_out is False
     assert await database_sync_to_async(PresenceConnection.objects.filter(call=call, user=doctor).exists)()
     await socket.disconnect()
-
