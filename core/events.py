@@ -8,6 +8,7 @@ Group names: ``user.<id>`` covers every connection of one user; ``call.<id>`` ev
 participant connection of one call. Event names and payloads are listed in docs/realtime.md.
 """
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -66,15 +67,26 @@ async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
     From a worker thread, ``async_to_sync(group_send)`` hands the send back to the event loop
     and blocks on it; while the server shuts down that loop never answers and the thread (and
     the process) hangs. Collecting the messages and awaiting the sends here avoids the hop.
+    Inside ``collecting_events`` the messages join the outer collection instead, and are sent
+    when it ends.
     """
+    if _collected.get() is not None:
+        return await database_sync_to_async(func)(**kwargs)
+    async with collecting_events():
+        return await database_sync_to_async(func)(**kwargs)
+
+
+@contextlib.asynccontextmanager
+async def collecting_events():
+    """Hold back the channel messages emitted inside the block (by ``database_call``) and send
+    them when it ends: a consumer replies to a request before the events the request caused."""
     collected: list[tuple[str, dict]] = []
     token = _collected.set(collected)
     try:
-        result = await database_sync_to_async(func)(**kwargs)
+        yield
     finally:
         _collected.reset(token)
-    await send_collected(collected)
-    return result
+        await send_collected(collected)
 
 
 async def send_collected(collected: list[tuple[str, dict]]) -> None:

@@ -5,16 +5,21 @@ each message to the handler its app registered (realtime/registry.py), and forwa
 domain's events (core/events.py) from the user's and calls' groups to the client.
 """
 
+import asyncio
+import contextlib
+import functools
 import logging
 from collections import deque
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
-from core.events import database_call, user_group
+from core.events import collecting_events, database_call, user_group
 from core.exceptions import ApplicationError, InvalidInput
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
@@ -25,8 +30,55 @@ from realtime.tickets import ticket_redeem
 logger = logging.getLogger(__name__)
 
 
+# The connections this process serves, by channel name: a signal for a peer on the same process
+# is written to its socket directly instead of a round trip through the channel layer.
+LOCAL_CONNECTIONS: dict[str, "RealtimeConsumer"] = {}
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user = None
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        """Channels' own loop races the client and the channel layer for every message, with a
+        new task and an ``asyncio.wait`` each time — about half the CPU of a busy relay
+        (docs/performance.md). Here each source has a loop of its own; handlers of the two
+        may interleave at ``await`` points, which nothing here depends on."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        layer_pump = asyncio.create_task(self._pump(functools.partial(self.channel_layer.receive, self.channel_name)))
+        layer_pump.add_done_callback(self._layer_pump_stopped)
+        try:
+            await self._pump(receive)
+        finally:
+            LOCAL_CONNECTIONS.pop(self.channel_name, None)
+            layer_pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await layer_pump
+
+    async def _pump(self, source) -> None:
+        try:
+            while True:
+                await self.dispatch(await source())
+        except StopConsumer:
+            return
+
+    def _layer_pump_stopped(self, task: asyncio.Task) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        # The channel layer is gone (Redis down): close so the client reconnects and re-syncs.
+        logger.error("Channel layer receive failed: %s", type(task.exception()).__name__)
+        self._closing = asyncio.ensure_future(self.close(code=1011))
+
+    async def deliver(self, channel_name: str, text: str) -> None:
+        """Send pre-encoded text to another connection: directly if it is on this process,
+        through the channel layer otherwise."""
+        peer = LOCAL_CONNECTIONS.get(channel_name)
+        if peer is not None:
+            await peer.send(text_data=text)
+        else:
+            await self.channel_layer.send(channel_name, {"type": "client.text", "text": text})
 
     async def dispatch(self, message: dict) -> None:
         """Channels runs ``close_old_connections`` in its one shared sync thread before every
@@ -57,6 +109,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Joined after the presence change is announced: this connection learns its status from
         # connection.ready; the user's other connections from presence.updated.
         await self.group_join(user_group(self.user.pk))
+        LOCAL_CONNECTIONS[self.channel_name] = self
         await self.send_event(
             "connection.ready",
             {
@@ -67,6 +120,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        LOCAL_CONNECTIONS.pop(self.channel_name, None)
         if self.user is None:
             return
         for group in list(getattr(self, "groups_joined", ())):
@@ -109,6 +163,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.handle(envelope)
 
     async def handle(self, envelope: protocol.Envelope) -> None:
+        """Run the message's handler and reply; events the handler caused follow the reply."""
+        async with collecting_events():
+            await self._handle(envelope)
+
+    async def _handle(self, envelope: protocol.Envelope) -> None:
         handler = HANDLERS.get(envelope.type)
         if handler is None:
             await self.send_error(protocol.UnknownEventType(details={"type": envelope.type}), envelope.id)

@@ -172,7 +172,7 @@ async def _relay(connection, data: dict, event_type: str, payload: dict[str, Any
         raise PeerNotConnected()
     text = protocol.encode(event_type, {"call_id": call_id, "from": sender, **payload})
     for channel in channels:
-        await connection.channel_layer.send(channel, {"type": "client.text", "text": text})
+        await connection.deliver(channel, text)
 
 
 def _sdp(data: dict) -> str:
