@@ -1,5 +1,12 @@
 """Channels: channels-redis when ``REDIS_URL`` is set (several server processes share groups);
-otherwise the in-memory layer, which only works inside one process."""
+otherwise the in-memory layer, which only works inside one process.
+
+Three channels-redis settings break under load with the library defaults (measured, see
+docs/performance.md): redis-py's socket timeout races the layer's 5-second blocking pop and
+consumers die with 1011, so it is off; the connection pool's default of 100 connections is
+exhausted at 50 busy call pairs; and a channel's default capacity of 100 messages makes sends
+fail (and group sends drop) in a burst of ICE candidates.
+"""
 
 from config.settings.env import env
 
@@ -10,7 +17,13 @@ if _REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [_REDIS_URL],
+                "hosts": [
+                    {
+                        "address": _REDIS_URL,
+                        "socket_timeout": None,
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=4096),
+                    }
+                ],
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
                 "expiry": 60,
             },
