@@ -18,7 +18,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +70,19 @@ async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
     Inside ``collecting_events`` the messages join the outer collection instead, and are sent
     when it ends.
     """
+    run = database_sync_to_async(func, thread_sensitive=_one_database_thread())
     if _collected.get() is not None:
-        return await database_sync_to_async(func)(**kwargs)
+        return await run(**kwargs)
     async with collecting_events():
-        return await database_sync_to_async(func)(**kwargs)
+        return await run(**kwargs)
+
+
+def _one_database_thread() -> bool:
+    """Channels' default runs all database work of a process in one thread: at a clinic's
+    top of the hour, thousands of joins queue behind each other. On a server database the
+    calls (short, independent transactions) run in a thread pool instead; SQLite has one
+    writer at a time anyway, so there they keep to one thread."""
+    return connections["default"].vendor == "sqlite"
 
 
 @contextlib.asynccontextmanager

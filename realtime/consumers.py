@@ -24,10 +24,18 @@ from core.exceptions import ApplicationError, InvalidInput
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
 from realtime.ratelimit import TokenBucket
-from realtime.registry import DISCONNECT_HOOKS, HANDLERS
+from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS
 from realtime.tickets import ticket_redeem
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _logged(step: str):
+    try:
+        yield
+    except Exception:
+        logger.exception("Failed %s", step)
 
 
 # The connections this process serves, by channel name: a signal for a peer on the same process
@@ -69,7 +77,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         # The channel layer is gone (Redis down): close so the client reconnects and re-syncs.
         logger.error("Channel layer receive failed: %s", type(task.exception()).__name__)
-        self._closing = asyncio.ensure_future(self.close(code=1011))
+        self._closing = asyncio.ensure_future(self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE))
 
     async def deliver(self, channel_name: str, text: str) -> None:
         """Send pre-encoded text to another connection: directly if it is on this process,
@@ -120,17 +128,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        """Each step is guarded on its own: a channel layer that fails to drop a group must not
+        keep the connection counted as present or its calls from being left."""
         LOCAL_CONNECTIONS.pop(self.channel_name, None)
         if self.user is None:
             return
         for group in list(getattr(self, "groups_joined", ())):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        await database_call(presence_connection_close, user=self.user, channel_name=self.channel_name)
+            with _logged("leaving a group"):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        with _logged("closing the presence connection"):
+            await database_call(presence_connection_close, user=self.user, channel_name=self.channel_name)
         for hook in DISCONNECT_HOOKS:
-            try:
+            with _logged(f"disconnect hook {getattr(hook, '__name__', hook)}"):
                 await hook(self)
-            except Exception:  # one failing hook must not stop the others
-                logger.exception("Disconnect hook %s failed", getattr(hook, "__name__", hook))
 
     async def group_join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
@@ -203,18 +213,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode("error", protocol.error_data(error), request_id))
 
     async def domain_event(self, message: dict) -> None:
-        """An event from core.events, sent to a group this connection is in. Anything cached
-        about the call it concerns (signaling routes) is dropped, so membership changes apply
-        to the very next signal."""
+        """An event from core.events, sent to a group this connection is in. Event hooks see it
+        first (the call app drops what it cached about the call, so membership changes apply
+        to the very next signal)."""
         event_id = message.get("event_id")
         if event_id is not None:
             if event_id in self.recent_event_ids:
                 return
             self.recent_event_ids.append(event_id)
         event = message["event"]
-        call_id = event["data"].get("call_id") if isinstance(event["data"], dict) else None
-        if call_id is not None:
-            getattr(self, "call_routes", {}).pop(str(call_id), None)
+        for hook in EVENT_HOOKS:
+            hook(self, event)
         await self.send(text_data=protocol.encode(event["type"], event["data"]))
 
     async def client_text(self, message: dict) -> None:

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 HandlerFunc = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 DisconnectHook = Callable[[Any], Awaitable[None]]
+EventHook = Callable[[Any, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Handler:
 
 HANDLERS: dict[str, Handler] = {}
 DISCONNECT_HOOKS: list[DisconnectHook] = []
+EVENT_HOOKS: list[EventHook] = []
 
 
 def handles(event_type: str, *, serializer: type[serializers.Serializer] | None = None):
@@ -39,4 +41,10 @@ def handles(event_type: str, *, serializer: type[serializers.Serializer] | None 
 def on_disconnect(func: DisconnectHook) -> DisconnectHook:
     """Run when an authenticated connection closes (after its groups are left)."""
     DISCONNECT_HOOKS.append(func)
+    return func
+
+
+def on_event(func: EventHook) -> EventHook:
+    """Run (synchronously, so keep it cheap) for every domain event a connection forwards."""
+    EVENT_HOOKS.append(func)
     return func

@@ -19,7 +19,7 @@ from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from presence.models import PresenceConnection
 from realtime import protocol
-from realtime.registry import handles, on_disconnect
+from realtime.registry import handles, on_disconnect, on_event
 from video_calls.selectors.calls import call_get_for_user
 from video_calls.selectors.routes import call_routes
 from video_calls.serializers import MediaUpdateSerializer, join_payload
@@ -52,13 +52,15 @@ class MediaUpdateSocketSerializer(CallIdSerializer, MediaUpdateSerializer):
 # --- Join, leave, media ---------------------------------------------------------------------
 
 
-def _join(*, user, call_id: UUID, passcode: str, channel_name: str) -> dict[str, Any]:
+def _join(*, user, call_id: UUID, passcode: str, channel_name: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Join, point this connection at the call, and read the call's routes in the same trip
+    to the database (the first signal then needs none)."""
     call = call_get_for_user(user=user, call_id=call_id)
     result = call_join(call=call, user=user, passcode=passcode)
     if result.participant.status == "joined":
         PresenceConnection.objects.filter(channel_name=channel_name).update(call=call)
     call.refresh_from_db()
-    return join_payload(result, call)
+    return join_payload(result, call), call_routes(call_id=call.pk)
 
 
 @handles("call.join", serializer=CallJoinSocketSerializer)
@@ -67,7 +69,7 @@ async def join(connection, data: dict) -> dict:
     call with its participant list and media credentials: the snapshot a reconnecting client
     needs. The others hear ``call.participant_joined``."""
     call_id = data["call_id"]
-    payload = await database_call(
+    payload, routes = await database_call(
         _join,
         user=connection.user,
         call_id=call_id,
@@ -76,7 +78,7 @@ async def join(connection, data: dict) -> dict:
     )
     await connection.group_join(call_group(call_id))
     connection.calls.add(str(call_id))
-    _routes_of(connection).pop(str(call_id), None)
+    _remember_routes(str(call_id), routes)
     return payload
 
 
@@ -129,20 +131,35 @@ async def leave_after_grace(connection) -> None:
 # --- Signaling ------------------------------------------------------------------------------
 
 
-def _routes_of(connection) -> dict[str, tuple[float, dict[str, list[str]]]]:
-    if not hasattr(connection, "call_routes"):
-        connection.call_routes = {}
-    return connection.call_routes
+# Per process, shared by its connections: call id -> (fetched at, routes). Filled by each
+# socket's call.join, dropped whenever an event about the call passes through any connection
+# here, and read again when a participant signals someone the routes do not reach yet (they
+# may have just connected, on another process).
+_ROUTES: dict[str, tuple[float, dict[str, list[str]]]] = {}
 
 
-async def _routes(connection, call_id: str) -> dict[str, list[str]]:
-    cache = _routes_of(connection)
-    cached = cache.get(call_id)
-    if cached is not None and cached[0] > time.monotonic():
+def _remember_routes(call_id: str, routes: dict[str, list[str]]) -> None:
+    now = time.monotonic()
+    if len(_ROUTES) > 10_000:
+        for stale in [key for key, (fetched, _) in _ROUTES.items() if now - fetched > ROUTE_TTL_SECONDS]:
+            del _ROUTES[stale]
+    _ROUTES[call_id] = (now, routes)
+
+
+async def _routes(call_id: str, *, refetch: bool = False) -> dict[str, list[str]]:
+    cached = _ROUTES.get(call_id)
+    if cached is not None and not refetch and time.monotonic() - cached[0] < ROUTE_TTL_SECONDS:
         return cached[1]
     routes = await database_call(call_routes, call_id=call_id)
-    cache[call_id] = (time.monotonic() + ROUTE_TTL_SECONDS, routes)
+    _remember_routes(call_id, routes)
     return routes
+
+
+@on_event
+def forget_routes(connection, event: dict) -> None:
+    call_id = event["data"].get("call_id") if isinstance(event.get("data"), dict) else None
+    if call_id is not None:
+        _ROUTES.pop(str(call_id), None)
 
 
 def _uuid(data: dict, name: str) -> str:
@@ -163,8 +180,10 @@ async def _relay(connection, data: dict, event_type: str, payload: dict[str, Any
     """Send ``payload`` to the addressed participant's call connections, if both the sender
     and the addressee are connected participants of the call."""
     call_id, to = _uuid(data, "call_id"), _uuid(data, "to")
-    routes = await _routes(connection, call_id)
     sender = str(connection.user.pk)
+    routes = await _routes(call_id)
+    if sender in routes and not routes.get(to):
+        routes = await _routes(call_id, refetch=True)
     if sender not in routes or to not in routes or to == sender:
         raise PermissionDenied("Signals go only between connected participants of the same call.")
     channels = routes[to]

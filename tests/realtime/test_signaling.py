@@ -239,3 +239,16 @@ async def test_a_reconnected_user_stays_in_the_call(call, doctor):
     assert taken_out is False
     assert await database_sync_to_async(PresenceConnection.objects.filter(call=call, user=doctor).exists)()
     await socket.disconnect()
+
+
+async def test_a_signal_reaches_a_peer_who_connected_after_the_senders_routes_were_read(call, doctor, patient):
+    doctor_socket, _ = await _in_call(doctor, call)  # the call's routes are read: the patient has no socket yet
+    patient_socket, _ = await _in_call(patient, call)
+
+    await doctor_socket.send_json_to(
+        {"type": "signal.offer", "data": {"call_id": str(call.pk), "to": str(patient.pk), "sdp": SDP}}
+    )
+
+    assert (await next_event(patient_socket))["data"]["from"] == str(doctor.pk)
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
