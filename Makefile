@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint schema clean bench-history
+.PHONY: run test install migrate lint schema clean bench-history bench-signaling
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,21 @@ test: install
 ## bench-history: time the call-history endpoint over 10,000 calls (a benchmark, not a test).
 bench-history: install
 	$(BIN)/python scripts/bench_call_history.py --calls 10000 --pages 10,20,50,100 --repeat 30
+
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_NODE := bench/signaling/node
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): requirements/base.txt requirements/bench.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/bench.txt
+	touch $@
+
+$(BENCH_NODE)/node_modules/.package-lock.json: $(BENCH_NODE)/package.json $(BENCH_NODE)/package-lock.json
+	npm ci --prefix $(BENCH_NODE) --no-audit --no-fund
+
+## bench-signaling: relay msg/s and round trips vs raw websockets and socket.io (docs/performance.md).
+bench-signaling: $(BENCH_STAMP) $(BENCH_NODE)/node_modules/.package-lock.json
+	$(BIN)/python bench/signaling/run.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,7 +5,8 @@ Three channels-redis settings break under load with the library defaults (measur
 docs/performance.md): redis-py's socket timeout races the layer's 5-second blocking pop and
 consumers die with 1011, so it is off; the connection pool's default of 100 connections is
 exhausted at 50 busy call pairs; and a channel's default capacity of 100 messages makes sends
-fail (and group sends drop) in a burst of ICE candidates.
+fail (and group sends drop) — all of a process's connections share one Redis inbox, so the
+capacity bounds the messages in flight to a whole process.
 """
 
 from config.settings.env import env
@@ -24,7 +25,7 @@ if _REDIS_URL:
                         "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=4096),
                     }
                 ],
-                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=10_000),
                 "expiry": 60,
             },
         }

@@ -1,0 +1,547 @@
+"""``make bench-signaling``: WebSocket signaling relay throughput and latency of our server,
+measured against two minimal reference relays in the same run (docs/performance.md).
+
+For every number of pairs P and every target, the harness starts the target's server on a free
+loopback port, prepares what it needs, runs the load generator (loadgen.py) for a warm-up and a
+measured window, samples the server's process tree over exactly that window, stops the server,
+and goes on. Points are interleaved (all targets at one P, then the next P) so that load from
+elsewhere on the machine spreads over all targets alike. It prints a table with the ratios
+against the references and writes the raw figures as JSON to ``var/bench/``.
+
+Targets:
+
+- ``raw``: bench/signaling/raw_relay.py, Python ``websockets`` (the Python ceiling);
+- ``socketio``: bench/signaling/node/relay.js, Node socket.io (needs ``npm ci`` there first);
+- ``daphne`` and ``uvicorn``: our ASGI application (``config.asgi:application``), the full
+  stack — ticket authentication, origin check, participant checks, envelope validation — on
+  each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
+  is) or ``memory`` (no ``REDIS_URL``).
+
+Everything is bounded: each point has connect, run, drain and stop deadlines, and the whole run
+stops starting new points after ``--max-minutes``. Load goes to 127.0.0.1 only.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+PROJECT_ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import loadgen  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+# Fixed, shared by the harness's setup script and the server, so the tokens minted in one
+# verify in the other. Benchmark-only: it protects nothing.
+BENCH_SECRET_KEY = "bench-signaling-only-secret-key-not-for-any-real-deployment-0123456789"
+REFERENCE_TARGETS = ("raw", "socketio")
+SERVER_TARGETS = ("daphne", "uvicorn")
+
+
+# --- Process tree sampling ------------------------------------------------------------------
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for process in _tree(pid):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(peak RSS, current RSS) of the process tree in MiB, from /proc's VmHWM and VmRSS."""
+    peak = current = 0
+    for process in _tree(pid):
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak += int(line.split()[1])
+            elif line.startswith("VmRSS:"):
+                current += int(line.split()[1])
+    return peak / 1024, current / 1024
+
+
+def machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+class WindowSampler(threading.Thread):
+    """Reads the server's CPU time and the machine's busy time at the two instants that bound
+    the measured window, on the same monotonic clock as the load generator."""
+
+    def __init__(self, pids: list[int], measure_from: float, end: float, redis_pid: int | None) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.measure_from, self.end, self.redis_pid = pids, measure_from, end, redis_pid
+        self.values: dict[str, float] = {}
+
+    def _sample(self, suffix: str) -> None:
+        self.values["server" + suffix] = sum(tree_cpu_seconds(pid) for pid in self.pids)
+        self.values["machine" + suffix] = machine_busy_seconds()
+        if self.redis_pid is not None:
+            self.values["redis" + suffix] = tree_cpu_seconds(self.redis_pid)
+
+    def run(self) -> None:
+        time.sleep(max(0.0, self.measure_from - time.monotonic()))
+        self._sample("_from")
+        time.sleep(max(0.0, self.end - time.monotonic()))
+        self._sample("_to")
+
+
+def redis_server_pid(url: str) -> int | None:
+    """The local redis-server listening on ``url``'s port, whose CPU time the Redis layer adds to
+    ours. It is shared with whatever else uses that Redis, so its figure is an upper bound."""
+    port = f":{urlsplit(url).port or 6379}"
+    for process in psutil.process_iter(["name", "cmdline"]):
+        if process.info["name"] == "redis-server" and any(port in part for part in process.info["cmdline"] or []):
+            return process.pid
+    return None
+
+
+# --- Servers --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server did not listen on {port} within {timeout:.0f} s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+class Run:
+    """Settings shared by every point of one run, and the throwaway state it owns."""
+
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self.arguments = arguments
+        self.workdir = Path(tempfile.mkdtemp(prefix="telehealth-bench-"))
+        self.log_dir = PROJECT_ROOT / "var" / "bench" / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.database_url = arguments.database_url or f"sqlite:///{self.workdir / 'db.sqlite3'}"
+        self.redis_url = arguments.redis_url
+
+    def server_env(self, layer: str) -> dict[str, str]:
+        """Our server's environment: development settings with DEBUG off (DEBUG keeps every SQL
+        query in memory), quiet logs, rate limits and ticket lifetime raised for the load."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+                "DEBUG": "false",
+                "LOG_LEVEL": "WARNING",
+                "SECRET_KEY": BENCH_SECRET_KEY,
+                "DATABASE_URL": self.database_url,
+                "VAR_DIR": str(self.workdir / "var"),
+                "REDIS_URL": self.redis_url if layer == "redis" else "",
+                # Each connection sends one message per round trip, far above a person's rate.
+                "REALTIME_RATE_PER_SECOND": "1000000",
+                "REALTIME_RATE_BURST": "1000000",
+                "REALTIME_TICKET_TTL_SECONDS": "300",
+                "ACCESS_TOKEN_MINUTES": "240",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")])),
+            }
+        )
+        return env
+
+    def prepare(self, layer: str, pairs: int) -> list[loadgen.PairSpec]:
+        out = self.workdir / f"pairs-{pairs}.json"
+        setup = subprocess.run(  # noqa: S603 - our own interpreter and script, fixed arguments
+            [sys.executable, str(HERE / "django_setup.py"), "--pairs", str(pairs), "--out", str(out)],
+            env=self.server_env(layer),
+            cwd=PROJECT_ROOT,
+            timeout=600,
+            capture_output=True,
+            text=True,
+        )
+        if setup.returncode != 0:
+            raise RuntimeError("django_setup.py failed: " + " | ".join(setup.stderr.strip().splitlines()[-3:]))
+        return [
+            loadgen.PairSpec(
+                a_id=item["a"]["id"],
+                b_id=item["b"]["id"],
+                call_id=item["call_id"],
+                a_token=item["a"]["token"],
+                b_token=item["b"]["token"],
+            )
+            for item in json.loads(out.read_text())
+        ]
+
+    def start(self, target: str, layer: str, port: int, log_name: str) -> subprocess.Popen:
+        log = open(self.log_dir / f"{log_name}.log", "w")  # noqa: SIM115 - closed with the process
+        if target == "raw":
+            command = [sys.executable, str(HERE / "raw_relay.py"), "--port", str(port)]
+            env = dict(os.environ)
+        elif target == "socketio":
+            command = [self.arguments.node, str(HERE / "node" / "relay.js"), "--port", str(port)]
+            env = dict(os.environ)
+        elif target == "daphne":
+            command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+            env = self.server_env(layer)
+        else:
+            command = [
+                str(VENV_BIN / "uvicorn"),
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--ws-per-message-deflate",
+                "false",
+                "--backlog",
+                "4096",
+            ]
+            env = self.server_env(layer)
+        # The commands are fixed paths of this checkout (and --node); no shell.
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process.log_file = log  # type: ignore[attr-defined]
+        return process
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def warmup_for(arguments: argparse.Namespace, pairs: int) -> float:
+    """Unless given, 2 s plus 1 s per 250 pairs: every connection's first signal looks its
+    call's routes up in the database, and those lookups share one thread."""
+    return arguments.warmup if arguments.warmup is not None else 2.0 + pairs / 250
+
+
+def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
+    arguments = run.arguments
+    copies = arguments.server_procs if target in SERVER_TARGETS else 1
+    name = target if target in REFERENCE_TARGETS else f"{target}/{layer}" + (f" x{copies}" if copies > 1 else "")
+    point: dict[str, Any] = {"target": name, "server": target, "layer": layer, "pairs": pairs, "server_procs": copies}
+    if copies > 1 and layer == "memory":
+        point["fatal"] = ["several server processes need a shared (Redis) channel layer"]
+        return point
+    try:
+        specs = run.prepare(layer, pairs) if target in SERVER_TARGETS else loadgen.reference_pairs(pairs)
+    except Exception as error:
+        point["fatal"] = [f"{type(error).__name__}: {error}"]
+        return point
+    ports = [free_port() for _ in range(copies)]
+    slug = name.replace("/", "-").replace(" ", "")
+    processes = [run.start(target, layer, port, f"{slug}-{pairs}-{index}") for index, port in enumerate(ports)]
+    if copies > 1:
+        # A on one process, B on another: every signal crosses the channel layer.
+        for index, spec in enumerate(specs):
+            spec.a_url = f"ws://127.0.0.1:{ports[index % copies]}"
+            spec.b_url = f"ws://127.0.0.1:{ports[(index + 1) % copies]}"
+    pids = [process.pid for process in processes]
+    sampler: WindowSampler | None = None
+
+    def on_window(measure_from: float, end: float) -> None:
+        nonlocal sampler
+        redis_pid = redis_server_pid(run.redis_url) if layer.startswith("redis") and target in SERVER_TARGETS else None
+        sampler = WindowSampler(pids, measure_from, end, redis_pid)
+        sampler.start()
+        warmup = warmup_for(arguments, pairs)
+        print(f"         connected; measuring {arguments.duration:.0f} s after {warmup:.0f} s warm-up", flush=True)
+
+    try:
+        for port, process in zip(ports, processes, strict=True):
+            wait_for_port(port, process, timeout=60)
+        point.update(
+            loadgen.run_point(
+                "channels" if target in SERVER_TARGETS else target,
+                f"ws://127.0.0.1:{ports[0]}",
+                specs,
+                procs=arguments.procs,
+                warmup=warmup_for(arguments, pairs),
+                duration=arguments.duration,
+                round_trip_timeout=arguments.round_trip_timeout,
+                connect_timeout=30 + 0.1 * pairs,
+                connect_concurrency=arguments.connect_concurrency,
+                on_window=on_window,
+            )
+        )
+        if sampler is not None:
+            sampler.join(timeout=5)
+            values = sampler.values
+            if "server_to" in values:
+                point["server_cpu_cores"] = (values["server_to"] - values["server_from"]) / arguments.duration
+                point["machine_busy_cores"] = (values["machine_to"] - values["machine_from"]) / arguments.duration
+            if "redis_to" in values:
+                point["redis_cpu_cores"] = (values["redis_to"] - values["redis_from"]) / arguments.duration
+        memory = [tree_memory_mb(pid) for pid in pids]
+        point["server_peak_rss_mb"] = sum(peak for peak, _ in memory)
+        point["server_rss_mb"] = sum(current for _, current in memory)
+        point["server_exited"] = [process.poll() for process in processes]
+    except Exception as error:  # one broken point must not lose the others
+        point["fatal"] = [f"{type(error).__name__}: {error}"]
+    finally:
+        for process in processes:
+            stop_server(process)
+            process.log_file.close()  # type: ignore[attr-defined]
+    return point
+
+
+# --- Report ---------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    if not value or not reference:
+        return "-"
+    return f"{value / reference:.2f}"
+
+
+def problems(point: dict[str, Any]) -> str:
+    parts = []
+    if point.get("fatal"):
+        parts.append("FAILED: " + "; ".join(point["fatal"])[:120])
+    missing = point.get("pairs", 0) - point.get("connected_pairs", point.get("pairs", 0))
+    if missing:
+        parts.append(f"{missing} pairs not connected {point.get('connect_errors')}")
+    if point.get("closed_by_server_during_run"):
+        parts.append(f"closed {point.get('closed_by_server')}")
+    if point.get("timeouts"):
+        parts.append(f"{point['timeouts']} round trips timed out ({point.get('timeouts_in_window', 0)} in the window)")
+    if point.get("error_frames"):
+        parts.append(f"errors {point['error_frames']}")
+    if point.get("invalid_payloads"):
+        parts.append(f"{point['invalid_payloads']} bad payloads")
+    return ", ".join(parts) or "none"
+
+
+def table(points: list[dict[str, Any]]) -> str:
+    header = (
+        "| target | P | msg/s | p50 ms | p95 ms | p99 ms | server CPU (cores) | server peak RSS MiB "
+        "| loadgen CPU (cores, busiest proc) | Redis CPU (cores) | machine busy (cores) | msg/s vs raw | msg/s vs socket.io "
+        "| p99 vs socket.io | first round trip p50 / max ms | errors, closures |"
+    )
+    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    by_key = {(point["target"], point["pairs"]): point for point in points}
+    for point in points:
+        raw = by_key.get(("raw", point["pairs"]), {})
+        sio = by_key.get(("socketio", point["pairs"]), {})
+        rtt = point.get("rtt_ms") or {}
+        first = point.get("first_rtt_ms") or {}
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    point["target"],
+                    str(point["pairs"]),
+                    _fmt(point.get("messages_per_second")),
+                    _fmt(rtt.get("p50"), 1),
+                    _fmt(rtt.get("p95"), 1),
+                    _fmt(rtt.get("p99"), 1),
+                    _fmt(point.get("server_cpu_cores"), 2),
+                    _fmt(point.get("server_peak_rss_mb"), 0),
+                    f"{_fmt(point.get('loadgen_cpu_cores'), 2)} ({_fmt(point.get('loadgen_busiest_proc'), 2)})",
+                    _fmt(point.get("redis_cpu_cores"), 2),
+                    _fmt(point.get("machine_busy_cores"), 2),
+                    _ratio(point.get("messages_per_second"), raw.get("messages_per_second")),
+                    _ratio(point.get("messages_per_second"), sio.get("messages_per_second")),
+                    _ratio(rtt.get("p99"), (sio.get("rtt_ms") or {}).get("p99")),
+                    f"{_fmt(first.get('p50'), 0)} / {_fmt(first.get('max'), 0)}",
+                    problems(point),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+# --- Entry point ----------------------------------------------------------------------------
+
+
+def check_redis(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.hostname not in loadgen.LOOPBACK_HOSTS:
+        raise SystemExit(f"REDIS_URL must be on this machine for the benchmark, not {parts.hostname!r}.")
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=2):
+            pass
+    except OSError:
+        raise SystemExit(
+            f"No Redis at {url}. Start one, set REDIS_URL, or measure the in-memory layer: --layers memory"
+        ) from None
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--pairs", default="50,250,1000", help="Comma-separated numbers of pairs (default 50,250,1000)."
+    )
+    parser.add_argument(
+        "--targets", default="raw,socketio,daphne,uvicorn", help="Any of raw, socketio, daphne, uvicorn."
+    )
+    parser.add_argument(
+        "--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, memory."
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="Measured seconds per point.")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="Seconds of load before the measured window (default 2 + P/250)."
+    )
+    parser.add_argument(
+        "--server-procs",
+        type=int,
+        default=1,
+        help="Processes of our server (daphne/uvicorn); with 2 or more, A and B of a pair are on different ones.",
+    )
+    parser.add_argument("--procs", type=int, default=3, help="Load generator processes (pairs are split).")
+    parser.add_argument("--round-trip-timeout", type=float, default=10.0)
+    parser.add_argument("--connect-concurrency", type=int, default=16, help="Connections opened at once per process.")
+    parser.add_argument("--max-minutes", type=float, default=14.0, help="Start no new point after this.")
+    parser.add_argument("--quick", action="store_true", help="Smoke check: P=50, 3 s measured, 1 s warm-up.")
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="Default: a throwaway SQLite file. A PostgreSQL URL must name a database the benchmark may fill.",
+    )
+    parser.add_argument("--node", default=shutil.which("node") or "node")
+    parser.add_argument("--out", default=str(PROJECT_ROOT / "var" / "bench"), help="Folder for the JSON results.")
+    arguments = parser.parse_args(argv)
+    if arguments.quick:
+        arguments.pairs, arguments.duration, arguments.warmup = "50", 3.0, 1.0
+    arguments.pair_counts = [int(value) for value in arguments.pairs.split(",") if value.strip()]
+    arguments.target_list = [value.strip() for value in arguments.targets.split(",") if value.strip()]
+    arguments.layer_list = [value.strip() for value in arguments.layers.split(",") if value.strip()]
+    for target in arguments.target_list:
+        if target not in REFERENCE_TARGETS + SERVER_TARGETS:
+            parser.error(f"unknown target {target}")
+    for layer in arguments.layer_list:
+        if layer not in ("redis", "memory"):
+            parser.error(f"unknown layer {layer}")
+    if not 1 <= arguments.server_procs <= 4:
+        parser.error("--server-procs must be between 1 and 4")
+    if arguments.server_procs > 1 and not arguments.database_url.startswith("postgres"):
+        parser.error("--server-procs above 1 needs --database-url postgres://... (SQLite locks across processes)")
+    if any(count < 1 or count > 5000 for count in arguments.pair_counts):
+        parser.error("--pairs values must be between 1 and 5000")
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if "socketio" in arguments.target_list and not (HERE / "node" / "node_modules" / "socket.io").is_dir():
+        raise SystemExit("socket.io is not installed: npm ci --prefix bench/signaling/node")
+    if any(target in SERVER_TARGETS for target in arguments.target_list) and any(
+        layer.startswith("redis") for layer in arguments.layer_list
+    ):
+        check_redis(arguments.redis_url)
+    run = Run(arguments)
+    points: list[dict[str, Any]] = []
+    plan = [
+        (target, layer, pairs)
+        for pairs in arguments.pair_counts
+        for target in arguments.target_list
+        for layer in (arguments.layer_list if target in SERVER_TARGETS else ["-"])
+    ]
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    try:
+        for target, layer, pairs in plan:
+            if time.monotonic() - started > arguments.max_minutes * 60:
+                name = target if target in REFERENCE_TARGETS else f"{target}/{layer}"
+                points.append({"target": name, "pairs": pairs, "fatal": ["skipped: --max-minutes reached"]})
+                continue
+            label = target if target in REFERENCE_TARGETS else f"{target}/{layer}"
+            print(f"[{time.monotonic() - started:6.0f} s] {label} P={pairs} ...", flush=True)
+            point = measure(run, target, layer, pairs)
+            print(
+                f"         {_fmt(point.get('messages_per_second'))} msg/s, "
+                f"p99 {_fmt((point.get('rtt_ms') or {}).get('p99'), 1)} ms, {problems(point)}",
+                flush=True,
+            )
+            points.append(point)
+    finally:
+        run.cleanup()
+    report = {
+        "started_at": started_at.isoformat(),
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "settings": {
+            "pairs": arguments.pair_counts,
+            "duration": arguments.duration,
+            "warmup": arguments.warmup if arguments.warmup is not None else "2 + P/250",
+            "procs": arguments.procs,
+            "server_procs": arguments.server_procs,
+            "layers": arguments.layer_list,
+            "database": "sqlite" if not arguments.database_url else urlsplit(arguments.database_url).scheme,
+            "payload_chars": 900,
+        },
+        "points": points,
+    }
+    out = Path(arguments.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(report, indent=2)
+    (out / f"signaling-{stamp}-{uuid.uuid4().hex[:4]}.json").write_text(text)
+    (out / "signaling-latest.json").write_text(text)
+    print()
+    print(table(points))
+    print()
+    print(f"JSON: {out / 'signaling-latest.json'}; server logs: {run.log_dir}")
+    return 1 if any(point.get("fatal") for point in points) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
