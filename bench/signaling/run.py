@@ -432,9 +432,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default="raw,socketio,daphne,uvicorn", help="Any of raw, socketio, daphne, uvicorn."
     )
-    parser.add_argument(
-        "--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, memory."
-    )
+    parser.add_argument("--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, memory.")
     parser.add_argument("--duration", type=float, default=10.0, help="Measured seconds per point.")
     parser.add_argument(
         "--warmup", type=float, default=None, help="Seconds of load before the measured window (default 2 + P/250)."
