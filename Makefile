@@ -4,7 +4,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test install migrate lint schema clean bench-history bench-signaling
 
@@ -12,13 +13,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): requirements/base.txt requirements/dev.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+# `make run` needs only the runtime set; the test tools (aiortc and its media stack among them)
+# are installed by `make test`.
+$(BASE_STAMP): requirements/base.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/base.txt
 	touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): requirements/base.txt requirements/dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $(BASE_STAMP) $@
 
-migrate: install
+install: $(DEV_STAMP)
+
+migrate: $(BASE_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
 ## run: set up, seed demo data, serve HTTP + WebSocket (daphne) with a Celery worker and beat.
@@ -41,7 +48,7 @@ test: install
 	$(BIN)/python -m pytest
 
 ## bench-history: time the call-history endpoint over 10,000 calls (a benchmark, not a test).
-bench-history: install
+bench-history: $(BASE_STAMP)
 	$(BIN)/python scripts/bench_call_history.py --calls 10000 --pages 10,20,50,100 --repeat 30
 
 BENCH_STAMP := $(VENV)/.bench-installed
