@@ -99,6 +99,8 @@ async def collecting_events():
 
 
 async def send_collected(collected: list[tuple[str, dict]]) -> None:
+    if not collected:  # most socket messages (signals, heartbeats) emit no event
+        return
     layer = get_channel_layer()
     if layer is None:
         return
