@@ -8,10 +8,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from video_calls.models import Call, CallEvent, CallParticipant, EndReason
+from video_calls.models import ROOM_STATUSES, Call, CallEvent, CallParticipant, EndReason
 from video_calls.services.common import lock_call
 from video_calls.services.lifecycle import call_finish
-from video_calls.services.rooms import ROOM_STATUSES
 
 
 class CallParticipantInline(admin.TabularInline):

@@ -41,6 +41,8 @@ class CallStatus(models.TextChoices):
 
 
 LIVE_CALL_STATUSES = (CallStatus.WAITING, CallStatus.RINGING, CallStatus.ONGOING)
+# A room (session or group call) can be joined, administered or ended while it is in these.
+ROOM_STATUSES = (CallStatus.WAITING, CallStatus.ONGOING)
 
 
 class EndReason(models.TextChoices):

@@ -79,6 +79,11 @@ def call_ref(call: Call) -> dict[str, Any]:
     }
 
 
+def room_ref(call: Call) -> dict[str, Any]:
+    """The payload of waiting-room events: which call, and which session it is the room of."""
+    return {"call_id": str(call.pk), "session_id": str(call.session_id) if call.session_id else None}
+
+
 def participant_ref(participant: CallParticipant) -> dict[str, Any]:
     return {
         "user": user_ref(participant.user),
@@ -122,3 +127,13 @@ def waiting_room_staff_ids(call: Call) -> list[Any]:
     if call.session_id:
         ids.add(call.session.doctor_id)
     return sorted(ids, key=str)
+
+
+def notify_waiting_queue(call: Call, action: str, user: User, **extra: Any) -> None:
+    """Tell whoever runs the call's waiting room (the host and clinicians present) that its queue
+    changed: ``action`` is checked_in, left, admitted or sent_back."""
+    notify_users(
+        waiting_room_staff_ids(call),
+        "waiting_room.updated",
+        {**room_ref(call), "action": action, "participant": user_ref(user), **extra},
+    )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from video_calls.models import (
+    ROOM_STATUSES,
     Call,
     CallEventType,
     CallKind,
@@ -36,7 +37,7 @@ from video_calls.services.common import (
     user_ref,
 )
 from video_calls.services.lifecycle import host_pass_if_leaving
-from video_calls.services.rooms import ROOM_STATUSES, RoomFull
+from video_calls.services.rooms import RoomFull
 from video_calls.services.state import (
     InvalidCallState,
     InvalidParticipantState,

@@ -30,6 +30,7 @@ from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from sessions.models import Session, SessionStatus
 from sessions.services import session_record_join
 from video_calls.models import (
+    ROOM_STATUSES,
     Call,
     CallEventType,
     CallKind,
@@ -46,12 +47,11 @@ from video_calls.services.common import (
     can_host,
     lock_call,
     notify_call_room,
-    notify_users,
+    notify_waiting_queue,
     participant_ref,
     require_host,
     require_participant,
     user_ref,
-    waiting_room_staff_ids,
 )
 from video_calls.services.lifecycle import call_finish, host_pass_if_leaving
 from video_calls.services.state import (
@@ -60,8 +60,7 @@ from video_calls.services.state import (
     call_transition,
     participant_transition,
 )
-
-ROOM_STATUSES = (CallStatus.WAITING, CallStatus.ONGOING)
+from video_calls.services.waiting_room import participant_admit_from_waiting
 
 
 class RoomFull(Conflict):
@@ -162,17 +161,7 @@ def _check_in(*, call: Call, participant: CallParticipant, now: datetime) -> Joi
             actor=participant.user,
             waiting_since=now,
         )
-        notify_users(
-            waiting_room_staff_ids(call),
-            "waiting_room.updated",
-            {
-                "call_id": str(call.pk),
-                "session_id": str(call.session_id) if call.session_id else None,
-                "action": "checked_in",
-                "participant": user_ref(participant.user),
-                "waiting_since": now.isoformat(),
-            },
-        )
+        notify_waiting_queue(call, "checked_in", participant.user, waiting_since=now.isoformat())
     return JoinResult(call=call, participant=participant, credentials=None)
 
 
@@ -181,20 +170,7 @@ def _admit_all_waiting(*, call: Call, by: User, now: datetime) -> None:
     arrives."""
     waiting = CallParticipant.objects.filter(call=call, status=ParticipantStatus.WAITING).select_related("user", "call")
     for participant in waiting:
-        participant_transition(
-            participant=participant,
-            expected=[ParticipantStatus.WAITING],
-            to=ParticipantStatus.ADMITTED,
-            at=now,
-            event_type=CallEventType.ADMITTED,
-            actor=by,
-            admitted_at=now,
-        )
-        notify_users(
-            [participant.user_id],
-            "waiting_room.admitted",
-            {"call_id": str(call.pk), "session_id": str(call.session_id) if call.session_id else None},
-        )
+        participant_admit_from_waiting(call=call, participant=participant, by=by, now=now)
 
 
 @transaction.atomic
@@ -289,16 +265,7 @@ def call_leave(*, call: Call, user: User) -> Call:
         )
         host_pass_if_leaving(call=call, leaving=user, at=now)
     else:
-        notify_users(
-            waiting_room_staff_ids(call),
-            "waiting_room.updated",
-            {
-                "call_id": str(call.pk),
-                "session_id": str(call.session_id) if call.session_id else None,
-                "action": "left",
-                "participant": user_ref(user),
-            },
-        )
+        notify_waiting_queue(call, "left", user)
     return call
 
 

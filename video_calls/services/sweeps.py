@@ -22,6 +22,7 @@ from django.utils import timezone
 from sessions.join_window import join_window_bounds
 from sessions.models import SessionStatus
 from video_calls.models import (
+    ROOM_STATUSES,
     Call,
     CallEvent,
     CallEventType,
@@ -33,7 +34,6 @@ from video_calls.models import (
 from video_calls.services.common import call_ref, notify_users
 from video_calls.services.lifecycle import call_finish
 
-LIVE_ROOM_STATUSES = (CallStatus.WAITING, CallStatus.ONGOING)
 # One run handles at most this many calls per sweep; the next run picks up the rest.
 SWEEP_BATCH = 500
 
@@ -86,7 +86,7 @@ def _finish_each(call_ids: Iterable, *, reason: str, now: datetime) -> int:
             call = (
                 Call.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("session")
-                .filter(pk=call_id, status__in=LIVE_ROOM_STATUSES)
+                .filter(pk=call_id, status__in=ROOM_STATUSES)
                 .first()
             )
             if call is None:
@@ -106,7 +106,7 @@ def calls_end_window_closed(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     latest_start = now - timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
     candidates = Call.objects.filter(
-        status__in=LIVE_ROOM_STATUSES, session__isnull=False, session__scheduled_start__lte=latest_start
+        status__in=ROOM_STATUSES, session__isnull=False, session__scheduled_start__lte=latest_start
     ).select_related("session")
     # The SQL filter narrows; the sessions app's own bounds decide.
     closed = [call.pk for call in candidates[:SWEEP_BATCH] if join_window_bounds(call.session)[1] <= now]
@@ -115,7 +115,7 @@ def calls_end_window_closed(*, now: datetime | None = None) -> int:
 
 def calls_close_cancelled_sessions(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
-    candidates = Call.objects.filter(status__in=LIVE_ROOM_STATUSES, session__status=SessionStatus.CANCELLED)
+    candidates = Call.objects.filter(status__in=ROOM_STATUSES, session__status=SessionStatus.CANCELLED)
     return _finish_each(_ids(candidates), reason=EndReason.SESSION_CANCELLED, now=now)
 
 

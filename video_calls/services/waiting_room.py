@@ -5,6 +5,7 @@ Checking in happens in ``rooms.call_join``; the queue and the patient's view of 
 told by ``waiting_room.admitted``, calls join again and only then receives media credentials.
 """
 
+from datetime import datetime
 from uuid import UUID
 
 from django.db import transaction
@@ -12,17 +13,17 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.exceptions import Conflict, NotFound
-from video_calls.models import Call, CallEventType, CallParticipant, ParticipantStatus
+from video_calls.models import ROOM_STATUSES, Call, CallEventType, CallParticipant, ParticipantStatus
 from video_calls.services.common import (
     CLINICIAN_ROLES,
     lock_call,
     notify_call_room,
     notify_users,
+    notify_waiting_queue,
     require_host,
+    room_ref,
     user_ref,
-    waiting_room_staff_ids,
 )
-from video_calls.services.rooms import ROOM_STATUSES
 from video_calls.services.state import InvalidCallState, participant_transition
 
 
@@ -33,18 +34,19 @@ def target_participant(*, call: Call, user_id: UUID) -> CallParticipant:
     return participant
 
 
-def _queue_event(call: Call, action: str, participant: CallParticipant, by: User) -> None:
-    notify_users(
-        waiting_room_staff_ids(call),
-        "waiting_room.updated",
-        {
-            "call_id": str(call.pk),
-            "session_id": str(call.session_id) if call.session_id else None,
-            "action": action,
-            "participant": user_ref(participant.user),
-            "by": user_ref(by),
-        },
+def participant_admit_from_waiting(*, call: Call, participant: CallParticipant, by: User, now: datetime) -> None:
+    """Move a waiting participant to admitted and tell them they may join: the one way out of
+    the waiting room, whether the host admits them or arrives with the waiting room off."""
+    participant_transition(
+        participant=participant,
+        expected=[ParticipantStatus.WAITING],
+        to=ParticipantStatus.ADMITTED,
+        at=now,
+        event_type=CallEventType.ADMITTED,
+        actor=by,
+        admitted_at=now,
     )
+    notify_users([participant.user_id], "waiting_room.admitted", room_ref(call))
 
 
 @transaction.atomic
@@ -56,21 +58,8 @@ def participant_admit(*, call: Call, user: User, participant_user_id: UUID) -> C
     if call.status not in ROOM_STATUSES:
         raise InvalidCallState(f"The call is {call.status}.", details={"status": call.status})
     participant = target_participant(call=call, user_id=participant_user_id)
-    participant_transition(
-        participant=participant,
-        expected=[ParticipantStatus.WAITING],
-        to=ParticipantStatus.ADMITTED,
-        at=now,
-        event_type=CallEventType.ADMITTED,
-        actor=user,
-        admitted_at=now,
-    )
-    notify_users(
-        [participant.user_id],
-        "waiting_room.admitted",
-        {"call_id": str(call.pk), "session_id": str(call.session_id) if call.session_id else None},
-    )
-    _queue_event(call, "admitted", participant, user)
+    participant_admit_from_waiting(call=call, participant=participant, by=user, now=now)
+    notify_waiting_queue(call, "admitted", participant.user, by=user_ref(user))
     return participant
 
 
@@ -101,7 +90,7 @@ def participant_send_back(*, call: Call, user: User, participant_user_id: UUID) 
     notify_users(
         [participant.user_id],
         "waiting_room.sent_back",
-        {"call_id": str(call.pk), "session_id": str(call.session_id) if call.session_id else None},
+        room_ref(call),
     )
     if was_connected:
         notify_call_room(
@@ -109,5 +98,5 @@ def participant_send_back(*, call: Call, user: User, participant_user_id: UUID) 
             "call.participant_left",
             {"call_id": str(call.pk), "user": user_ref(participant.user), "reason": "sent_back"},
         )
-    _queue_event(call, "sent_back", participant, user)
+    notify_waiting_queue(call, "sent_back", participant.user, by=user_ref(user))
     return participant
