@@ -86,6 +86,15 @@ def presence_connection_close(*, user: User, channel_name: str) -> UserPresence:
     return presence_refresh(user=user)
 
 
+def presence_connection_enter_call(*, channel_name: str, call_id) -> None:
+    """Signals to this user in the call now go to this connection (see video_calls.selectors.routes)."""
+    PresenceConnection.objects.filter(channel_name=channel_name).update(call_id=call_id)
+
+
+def presence_connection_leave_call(*, channel_name: str, call_id) -> None:
+    PresenceConnection.objects.filter(channel_name=channel_name, call_id=call_id).update(call=None)
+
+
 def presence_heartbeat(*, channel_name: str) -> bool:
     """Keep a connection live. False if the sweep already dropped it (the client should
     reconnect to be counted again)."""

@@ -17,14 +17,16 @@ from rest_framework import serializers
 
 from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
-from presence.models import PresenceConnection
+from presence.services import presence_connection_enter_call, presence_connection_leave_call
 from realtime import protocol
 from realtime.registry import handles, on_disconnect, on_event
+from video_calls.models import ParticipantStatus
 from video_calls.selectors.calls import call_get_for_user
 from video_calls.selectors.routes import call_routes
 from video_calls.serializers import MediaUpdateSerializer, join_payload
 from video_calls.services.media import media_update
 from video_calls.services.rooms import call_join, call_leave
+from video_calls.tasks import call_leave_unless_reconnected
 
 ROUTE_TTL_SECONDS = 30.0
 MAX_SDP_CHARS = 60_000
@@ -57,8 +59,8 @@ def _join(*, user, call_id: UUID, passcode: str, channel_name: str) -> tuple[dic
     to the database (the first signal then needs none)."""
     call = call_get_for_user(user=user, call_id=call_id)
     result = call_join(call=call, user=user, passcode=passcode)
-    if result.participant.status == "joined":
-        PresenceConnection.objects.filter(channel_name=channel_name).update(call=call)
+    if result.participant.status == ParticipantStatus.JOINED:
+        presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
     call.refresh_from_db()
     return join_payload(result, call), call_routes(call_id=call.pk)
 
@@ -85,7 +87,7 @@ async def join(connection, data: dict) -> dict:
 def _leave(*, user, call_id: UUID, channel_name: str) -> None:
     call = call_get_for_user(user=user, call_id=call_id)
     call_leave(call=call, user=user)
-    PresenceConnection.objects.filter(channel_name=channel_name, call=call).update(call=None)
+    presence_connection_leave_call(channel_name=channel_name, call_id=call.pk)
 
 
 @handles("call.leave", serializer=CallIdSerializer)
@@ -118,11 +120,9 @@ async def update_media(connection, data: dict) -> dict:
 async def leave_after_grace(connection) -> None:
     """A dropped connection leaves its calls only if the user has not come back to them within
     the grace period: a page reload must not end a call."""
-    from realtime.tasks import leave_call_unless_reconnected
-
     for call_id in list(getattr(connection, "calls", ())):
         await database_call(
-            leave_call_unless_reconnected.apply_async,
+            call_leave_unless_reconnected.apply_async,
             args=[call_id, str(connection.user.pk)],
             countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS,
         )

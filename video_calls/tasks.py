@@ -3,7 +3,7 @@ rules live in ``video_calls.services.sweeps``, which REST, admin and tests share
 
 from celery import shared_task
 
-from video_calls.services import sweeps
+from video_calls.services import rooms, sweeps
 
 
 @shared_task(name="video_calls.tasks.calls_expire_ringing", ignore_result=True)
@@ -17,3 +17,9 @@ def calls_end_stale() -> dict[str, int]:
     """Close rooms of cancelled sessions, end calls whose window closed, that nobody is connected
     to, or that ran past the maximum duration."""
     return sweeps.calls_end_stale()
+
+
+@shared_task(name="video_calls.tasks.call_leave_unless_reconnected")
+def call_leave_unless_reconnected(call_id: str, user_id: str) -> bool:
+    """Scheduled by the socket when a connection in a call drops, after the reconnect grace."""
+    return rooms.call_leave_unless_reconnected(call_id=call_id, user_id=user_id)

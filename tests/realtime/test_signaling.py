@@ -5,11 +5,11 @@ import pytest
 from channels.db import database_sync_to_async
 
 from presence.models import PresenceConnection
-from realtime.tasks import leave_call_unless_reconnected
 from tests.realtime.conftest import next_event, open_socket, request
 from tests.sessions.factories import SessionFactory
 from video_calls.models import CallParticipant, CallStatus
 from video_calls.services.adhoc import call_accept, call_initiate
+from video_calls.tasks import call_leave_unless_reconnected
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -234,7 +234,7 @@ async def test_a_dropped_connection_leaves_the_call_once_the_grace_period_passes
 async def test_a_reconnected_user_stays_in_the_call(call, doctor):
     socket, _ = await _in_call(doctor, call)
 
-    taken_out = await database_sync_to_async(leave_call_unless_reconnected)(str(call.pk), str(doctor.pk))
+    taken_out = await database_sync_to_async(call_leave_unless_reconnected)(str(call.pk), str(doctor.pk))
 
     assert taken_out is False
     assert await database_sync_to_async(PresenceConnection.objects.filter(call=call, user=doctor).exists)()

@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound, PermissionDenied
 from sessions.models import Session, SessionStatus
 from sessions.services import session_record_join
 from video_calls.models import (
@@ -267,6 +267,27 @@ def call_leave(*, call: Call, user: User) -> Call:
     else:
         notify_waiting_queue(call, "left", user)
     return call
+
+
+def call_leave_unless_reconnected(*, call_id, user_id) -> bool:
+    """Take a user whose socket dropped out of the call, unless they have a connection in the
+    call again (a reload, a network switch) or already left. Returns whether they were taken out."""
+    from presence.models import PresenceConnection
+
+    if PresenceConnection.objects.filter(call_id=call_id, user_id=user_id).exists():
+        return False
+    participant = (
+        CallParticipant.objects.filter(call_id=call_id, user_id=user_id, status=ParticipantStatus.JOINED)
+        .select_related("call", "user")
+        .first()
+    )
+    if participant is None:
+        return False
+    try:
+        call_leave(call=participant.call, user=participant.user)
+    except ApplicationError:  # the call ended or they left in the meantime
+        return False
+    return True
 
 
 @transaction.atomic
