@@ -54,9 +54,14 @@ def presence_refresh(*, user: User) -> UserPresence:
         presence.status = status
         presence.last_seen_at = timezone.now()
         presence.save(update_fields=["status", "last_seen_at", "updated_at"])
-        audience = {user.pk, *care_relation_ids(user=user)}
-        send_on_commit([user_group(pk) for pk in audience], "presence.updated", presence_payload(presence))
+        _announce(presence)
     return presence
+
+
+def _announce(presence: UserPresence) -> None:
+    """``presence.updated`` to the user's own connections and their care relations, on commit."""
+    audience = {presence.user_id, *care_relation_ids(user=presence.user)}
+    send_on_commit([user_group(pk) for pk in audience], "presence.updated", presence_payload(presence))
 
 
 def presence_refresh_on_commit(*, user_id) -> None:
@@ -113,15 +118,25 @@ def presence_set_status(*, user: User, status: str) -> UserPresence:
     return presence_refresh(user=user)
 
 
+@transaction.atomic
 def presence_sweep(*, now=None) -> int:
-    """Drop connections whose heartbeats stopped (a crashed process, a lost network) in one
-    bulk delete, then refresh the users left without a live connection. Returns how many
-    connections were dropped."""
+    """Drop connections whose heartbeats stopped (a crashed process, a lost network) and mark
+    the users left without a live connection offline, each in one bulk statement; then tell
+    their care relations. Returns how many connections were dropped."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     stale = PresenceConnection.objects.filter(last_heartbeat_at__lt=cutoff)
     user_ids = set(stale.values_list("user_id", flat=True))
     dropped, _ = stale.delete()
-    for user in User.objects.filter(pk__in=user_ids):
-        presence_refresh(user=user)
+    gone_offline = (
+        UserPresence.objects.filter(user_id__in=user_ids)
+        .exclude(status=PresenceStatus.OFFLINE)
+        .exclude(user_id__in=PresenceConnection.objects.values("user_id"))
+    )
+    offline_ids = list(gone_offline.values_list("user_id", flat=True))
+    UserPresence.objects.filter(user_id__in=offline_ids).update(
+        status=PresenceStatus.OFFLINE, last_seen_at=now, updated_at=now
+    )
+    for presence in UserPresence.objects.filter(user_id__in=offline_ids).select_related("user"):
+        _announce(presence)
     return dropped

@@ -40,6 +40,17 @@ def _isolated_cache_and_outboxes():
     sms.outbox.clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer instance: a Redis layer's receive buffers belong to
+    the event loop that created them, and each test runs its own loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def patient(db):
     return PatientFactory(first_name="Alice", last_name="Patient")

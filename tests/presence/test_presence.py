@@ -214,3 +214,25 @@ def test_being_in_a_call_makes_a_connected_user_busy_until_it_ends(doctor, patie
     after = status_of(doctor)
 
     assert (during, after) == (PresenceStatus.BUSY, PresenceStatus.ONLINE)
+
+
+@pytest.mark.django_db
+def test_sweep_tells_the_patients_doctor_they_went_offline(
+    doctor, patient, settings, django_capture_on_commit_callbacks
+):
+    from tests.video_calls.call_helpers import EventRecorder, event_types
+
+    book(doctor, patient)
+    with time_machine.travel("2026-11-24 10:00:00Z", tick=False) as clock:
+        presence_connection_open(user=patient, channel_name="patient-phone")
+        recorder = EventRecorder()
+        recorder.listen_user(doctor)
+        clock.shift(settings.PRESENCE_TIMEOUT_SECONDS + 1)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            presence_sweep()
+
+    events = recorder.for_user(doctor)
+    assert event_types(events) == ["presence.updated"]
+    assert events[0]["data"]["user_id"] == str(patient.pk)
+    assert events[0]["data"]["status"] == "offline"

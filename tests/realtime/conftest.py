@@ -3,7 +3,6 @@ routing, consumer) with a ticket from the real ticket service."""
 
 import json
 
-import pytest
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
@@ -46,13 +45,3 @@ async def request(communicator: WebsocketCommunicator, message: dict) -> dict:
     """Send a message and return the next one that is not a presence update."""
     await communicator.send_to(text_data=json.dumps(message))
     return await next_event(communicator)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    """Each test gets an empty in-memory layer (or the configured Redis one)."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
