@@ -1,6 +1,6 @@
 """Account endpoints: each validates its input, calls one service or selector, and serializes."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -149,10 +149,21 @@ class PhoneSendCodeApi(APIView):
     throttle_classes = AUTH_THROTTLES
     throttle_name = "phone-send-code"
 
-    @extend_schema(tags=["auth"], request=PhoneSendCodeSerializer, responses={202: DetailSerializer})
+    @extend_schema(
+        tags=["auth"],
+        request=PhoneSendCodeSerializer,
+        responses={
+            202: DetailSerializer,
+            503: OpenApiResponse(
+                {"$ref": "#/components/schemas/ErrorResponse"},
+                description="SMS_UNAVAILABLE: the SMS provider failed; nothing changed, try again later.",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Text a 6-digit code to the given number (which becomes the account's, unverified) or to
-        the number already on the account."""
+        the number already on the account. If the SMS provider fails: 503 ``SMS_UNAVAILABLE``,
+        and the account and any earlier code are left as they were."""
         data = validated(PhoneSendCodeSerializer, request.data)
         services.phone_code_send(user=request.user, phone_number=data.get("phone_number", ""))
         return Response({"detail": "A code is on its way."}, status=status.HTTP_202_ACCEPTED)

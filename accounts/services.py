@@ -1,15 +1,20 @@
 """Account writes: registration, sign-in, token lifecycle, verification, profiles, suspension.
 
-Every function is keyword-only and transactional. Side effects (email, SMS) are queued with
-``transaction.on_commit`` so nobody is told about a change that rolled back.
+Every function is keyword-only and transactional. Emails are queued with
+``transaction.on_commit`` so nobody is told about a change that rolled back. The SMS with a phone
+code is the exception: it is sent before the code is stored (see ``phone_code_send``), because
+its failure must reach the client and must leave nothing behind.
 """
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from celery import Task
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import make_password
@@ -28,10 +33,12 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts import tasks
 from accounts.email_tokens import email_verification_token_generator
 from accounts.models import DoctorProfile, PatientProfile, PhoneVerification, Role, User
-from accounts.sms import send_sms
+from accounts.sms import SmsDeliveryFailed, send_sms
 from accounts.tokens import GENERATION_CLAIM, token_pair_for
 from core.events import close_user_connections_on_commit
 from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidCredentials(ApplicationError):
@@ -50,6 +57,32 @@ class InvalidVerificationCode(ApplicationError):
     code = "INVALID_VERIFICATION_CODE"
     status = 400
     default_message = "The code is invalid or has expired. Request a new one."
+
+
+class SmsUnavailable(ApplicationError):
+    code = "SMS_UNAVAILABLE"
+    status = 503
+    default_message = "The text message could not be sent. Try again in a few minutes."
+
+
+def _email_on_commit(task: Task, user_id: str) -> None:
+    """Queue an account email task once the transaction commits.
+
+    A broker that cannot take the task (Redis down: kombu's ``OperationalError``, or a
+    ``RuntimeError`` from the result backend) is logged and otherwise ignored, never raised: the
+    change it follows has committed, so an error would be a 500 for work that was done, and these
+    endpoints answer the same whether or not an email goes out (an error only for known
+    addresses would reveal who has an account). The user can ask again. The log line names the
+    task and the error type only: no address.
+    """
+
+    def queue() -> None:
+        try:
+            task.delay(user_id)
+        except Exception as exc:
+            logger.error("Could not queue %s (%s)", task.name, type(exc).__name__)
+
+    transaction.on_commit(queue)
 
 
 def _password_errors(password: str, user: User | None) -> list[str]:
@@ -101,8 +134,7 @@ def user_register(
 
     existing = User.objects.filter(email=email).first()
     if existing is not None:
-        existing_id = str(existing.pk)
-        transaction.on_commit(lambda: tasks.send_account_exists_email.delay(existing_id))
+        _email_on_commit(tasks.send_account_exists_email, str(existing.pk))
         return None
 
     user = User(
@@ -137,10 +169,13 @@ def user_register(
             ) from None
         return None
 
-    user_id = str(user.pk)
-    transaction.on_commit(lambda: tasks.send_email_verification.delay(user_id))
+    _email_on_commit(tasks.send_email_verification, str(user.pk))
     if user.phone_number:
-        phone_code_send(user=user, phone_number=user.phone_number)
+        # If the code cannot be texted, the account stands, with the number on it unverified;
+        # the user asks for a code through auth/phone/send-code/. A 503 here would answer a new
+        # email differently from a known one, which gets no SMS. send_sms logs the failure.
+        with contextlib.suppress(SmsUnavailable):
+            phone_code_send(user=user, phone_number=user.phone_number)
     return user
 
 
@@ -222,8 +257,7 @@ def password_reset_request(*, email: str) -> None:
     """Email a reset link if the address belongs to an active user. Silent either way."""
     user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True).first()
     if user is not None:
-        user_id = str(user.pk)
-        transaction.on_commit(lambda: tasks.send_password_reset_email.delay(user_id))
+        _email_on_commit(tasks.send_password_reset_email, str(user.pk))
 
 
 def _user_from_uid(uid: str) -> User | None:
@@ -267,8 +301,7 @@ def email_verification_resend(*, email: str) -> None:
     """Send a new verification link to an unverified account. Silent either way."""
     user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True, email_verified=False).first()
     if user is not None:
-        user_id = str(user.pk)
-        transaction.on_commit(lambda: tasks.send_email_verification.delay(user_id))
+        _email_on_commit(tasks.send_email_verification, str(user.pk))
 
 
 # --- Phone verification ---------------------------------------------------------------------
@@ -283,25 +316,38 @@ def phone_code_send(*, user: User, phone_number: str = "") -> PhoneVerification:
     """Set the user's (unverified) phone number and text them a 6-digit code; without a new
     number, the code goes to the number already on the account.
 
-    Earlier codes stop working. Only the code's keyed hash is stored. The SMS goes out after
-    commit, directly through the SMS backend, so the code never sits in a task queue.
+    Earlier codes stop working. Only the code's keyed hash is stored. The SMS goes directly
+    through the SMS backend, so the code never sits in a task queue.
+
+    1. The text is sent first, before anything is written. If the provider fails, this raises
+       ``SmsUnavailable`` (503 ``SMS_UNAVAILABLE``) with nothing changed: no undelivered code
+       exists, the code sent earlier still works, the number on the account is as it was.
+    2. Only then are the number set and the code stored (and earlier codes retired).
+
+    Why not after commit, like emails: the failure would surface once the code was already
+    stored, as a 500, leaving a code nobody received in place of the one they had. The reverse
+    risk, a commit that fails after the text went out, leaves a code that never works and
+    nothing else; the user asks again. Nothing this function writes is locked while the provider
+    answers.
     """
     phone_number = phone_number or user.phone_number
     if not phone_number:
         raise InvalidInput(details={"phone_number": [{"message": "This field is required.", "code": "required"}]})
+    code = f"{secrets.randbelow(10**6):06d}"
+    try:
+        send_sms(phone_number, f"Your verification code is {code}. It expires soon.")
+    except SmsDeliveryFailed:
+        raise SmsUnavailable() from None
     if phone_number != user.phone_number:
         User.objects.filter(pk=user.pk).update(phone_number=phone_number, phone_verified=False)
         user.phone_number, user.phone_verified = phone_number, False
     PhoneVerification.objects.filter(user=user, consumed_at__isnull=True).update(consumed_at=timezone.now())
-    code = f"{secrets.randbelow(10**6):06d}"
-    verification = PhoneVerification.objects.create(
+    return PhoneVerification.objects.create(
         user=user,
         phone_number=phone_number,
         code_hash=_code_hash(code),
         expires_at=timezone.now() + timedelta(seconds=settings.PHONE_CODE_TTL_SECONDS),
     )
-    transaction.on_commit(lambda: send_sms(phone_number, f"Your verification code is {code}. It expires soon."))
-    return verification
 
 
 def phone_verify(*, user: User, code: str) -> User:

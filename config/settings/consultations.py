@@ -22,6 +22,9 @@ JOIN_WINDOW_CLOSES_MINUTES_AFTER = env.int("JOIN_WINDOW_CLOSES_MINUTES_AFTER", d
 
 # How often the no-show sweep runs.
 SESSION_NO_SHOW_SWEEP_SECONDS = env.int("SESSION_NO_SHOW_SWEEP_SECONDS", default=300)
+# How often requests still unconfirmed at their start are cancelled. Shorter than the no-show
+# period: until the sweep runs, a lapsed request still blocks both calendars.
+SESSION_LAPSE_SWEEP_SECONDS = env.int("SESSION_LAPSE_SWEEP_SECONDS", default=60)
 
 # Payment provider webhook (docs/payments.md). With no secret the webhook refuses every call.
 PAYMENT_WEBHOOK_SECRET = env.str("PAYMENT_WEBHOOK_SECRET", default="")
@@ -31,5 +34,9 @@ CONSULTATIONS_BEAT_SCHEDULE: dict = {
     "sessions-mark-no-shows": {
         "task": "sessions.tasks.sessions_mark_no_shows",
         "schedule": float(SESSION_NO_SHOW_SWEEP_SECONDS),
+    },
+    "sessions-lapse-requests": {
+        "task": "sessions.tasks.sessions_lapse_requests",
+        "schedule": float(SESSION_LAPSE_SWEEP_SECONDS),
     },
 }

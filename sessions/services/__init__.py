@@ -8,6 +8,7 @@ from sessions.services.lifecycle import (
     session_cancel,
     session_complete,
     session_confirm,
+    session_lapse_sweep,
     session_no_show_sweep,
     session_record_join,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "session_cancel",
     "session_complete",
     "session_confirm",
+    "session_lapse_sweep",
     "session_mark_paid",
     "session_mark_refunded",
     "session_no_show_sweep",

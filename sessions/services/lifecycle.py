@@ -1,11 +1,13 @@
 """Status changes after booking: confirm, cancel, the video call's join and completion, and the
-no-show sweep. Each is one conditional ``UPDATE`` so concurrent callers cannot both win."""
+periodic sweeps (no-shows, lapsed requests). Each is one conditional ``UPDATE`` so concurrent
+callers cannot both win, and each tells both participants (``session.*`` events) on commit."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import User
@@ -13,6 +15,14 @@ from core.exceptions import InvalidInput, NotFound, PermissionDenied
 from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
 from sessions.services.booking import RESCHEDULABLE, ensure_participant_or_staff, ensure_patient_notice
 from sessions.services.common import INVALID_SESSION_STATE, conditional_update, notify_participants
+
+# One sweep run changes at most this many sessions; the next run picks up the rest.
+SWEEP_BATCH = 500
+# The ``cancellation_reason`` of a request that lapsed (``session_lapse_sweep``); with
+# ``cancelled_by`` empty it tells a lapse from a cancellation by someone.
+LAPSED_REASON = "Not confirmed before its scheduled start."
+# What the sweeps read of each session: its id and what ``notify_participants`` sends.
+_EVENT_FIELDS = ("id", "doctor", "patient", "status", "payment_status", "scheduled_start")
 
 
 @transaction.atomic
@@ -96,6 +106,33 @@ def session_complete(*, session: Session, started_at: datetime, ended_at: dateti
     return session
 
 
+def _sweep(due: QuerySet[Session], *, event_type: str, **changes: Any) -> int:
+    """Apply ``changes`` (including the new ``status``) to up to ``SWEEP_BATCH`` sessions of
+    ``due`` and tell each one's participants; returns how many changed.
+
+    1. One ``SELECT ... FOR UPDATE SKIP LOCKED`` reads the due sessions, oldest start first,
+       with what their events need. A session a request is changing right now (a join, a
+       cancellation) is skipped, not waited for: the next run sees it, if it is still due.
+    2. One ``UPDATE`` of exactly those rows, still filtered by ``due``'s conditions (on SQLite,
+       which has no row locks, a write transaction is serialized instead).
+    3. One ``event_type`` event per changed session, to its doctor and patient, sent after
+       commit and built from the rows of step 1: no query per session.
+    """
+    with transaction.atomic():
+        sessions = list(
+            due.select_for_update(skip_locked=True, of=("self",))
+            .order_by("scheduled_start")
+            .only(*_EVENT_FIELDS)[:SWEEP_BATCH]
+        )
+        if not sessions:
+            return 0
+        due.filter(pk__in=[session.pk for session in sessions]).update(**changes)
+        for session in sessions:
+            session.status = changes["status"]
+            notify_participants(session, event_type)
+    return len(sessions)
+
+
 def session_no_show_sweep(*, now: datetime | None = None) -> int:
     """Mark sessions whose join window closed without both participants as ``no_show``; returns
     how many changed.
@@ -104,34 +141,67 @@ def session_no_show_sweep(*, now: datetime | None = None) -> int:
        participant never joined, whose window closed (``scheduled_start + closing allowance <= now``).
     2. ``no_show_party`` comes from the recorded join times: ``both``, ``doctor`` or ``patient``.
     3. When the doctor was absent and the session is paid, ``refund_requested_at`` is set.
-    All three happen in one bulk ``UPDATE`` (atomic by itself, so no transaction is opened); a
-    session changed concurrently (completed by the call, cancelled) no longer matches and is left
-    alone.
+    All three happen in one bulk ``UPDATE`` (see ``_sweep``), and both participants of each
+    session hear ``session.no_show``; a session changed concurrently (completed by the call,
+    cancelled) no longer matches and is left alone.
     """
     now = now or timezone.now()
     window_closed_before = now - timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
     doctor_absent = Q(doctor_joined_at__isnull=True)
     patient_absent = Q(patient_joined_at__isnull=True)
-    return (
-        Session.objects.filter(
-            status__in=[SessionStatus.CONFIRMED, SessionStatus.IN_PROGRESS],
-            scheduled_start__lte=window_closed_before,
-        )
-        .filter(doctor_absent | patient_absent)
-        .update(
-            status=SessionStatus.NO_SHOW,
-            no_show_party=Case(
-                When(doctor_absent & patient_absent, then=Value(NoShowParty.BOTH)),
-                When(doctor_absent, then=Value(NoShowParty.DOCTOR)),
-                default=Value(NoShowParty.PATIENT),
+    due = Session.objects.filter(
+        status__in=[SessionStatus.CONFIRMED, SessionStatus.IN_PROGRESS],
+        scheduled_start__lte=window_closed_before,
+    ).filter(doctor_absent | patient_absent)
+    return _sweep(
+        due,
+        event_type="session.no_show",
+        status=SessionStatus.NO_SHOW,
+        no_show_party=Case(
+            When(doctor_absent & patient_absent, then=Value(NoShowParty.BOTH)),
+            When(doctor_absent, then=Value(NoShowParty.DOCTOR)),
+            default=Value(NoShowParty.PATIENT),
+        ),
+        refund_requested_at=Case(
+            When(
+                doctor_absent & Q(payment_status=PaymentStatus.PAID, refund_requested_at__isnull=True),
+                then=Value(now),
             ),
-            refund_requested_at=Case(
-                When(
-                    doctor_absent & Q(payment_status=PaymentStatus.PAID, refund_requested_at__isnull=True),
-                    then=Value(now),
-                ),
-                default=F("refund_requested_at"),
-            ),
-            updated_at=now,
-        )
+            default=F("refund_requested_at"),
+        ),
+        updated_at=now,
+    )
+
+
+def session_lapse_sweep(*, now: datetime | None = None) -> int:
+    """Cancel requested sessions whose start has passed without a confirmation; returns how many
+    changed.
+
+    A request nobody confirmed by its start will not take place, so it becomes ``cancelled``,
+    attributed to nobody (``cancelled_by`` empty, ``cancellation_reason`` ``LAPSED_REASON``).
+    Why ``cancelled`` and not a new status: everything the clinic wants for a lapsed request is
+    what a cancellation already does, everywhere it is checked: the calendars are freed (the
+    overlap check and PostgreSQL's exclusion constraints skip cancelled sessions), joining
+    answers ``SESSION_CANCELLED``, a room left open is closed by the call sweep, a payment is
+    marked for refund (here if already paid, by the webhook if it arrives later), and presence
+    does not count it as a care relationship. ``no_show`` would be wrong: nobody was expected to
+    come. (docs/sessions.md, "Lapse sweep".)
+
+    One bulk ``UPDATE`` (see ``_sweep``); both participants hear ``session.cancelled``, the
+    event of every other cancellation. A request confirmed or cancelled concurrently no longer
+    matches and is left alone.
+    """
+    now = now or timezone.now()
+    due = Session.objects.filter(status=SessionStatus.REQUESTED, scheduled_start__lte=now)
+    return _sweep(
+        due,
+        event_type="session.cancelled",
+        status=SessionStatus.CANCELLED,
+        cancelled_at=now,
+        cancelled_by=None,
+        cancellation_reason=LAPSED_REASON,
+        refund_requested_at=Case(
+            When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at")
+        ),
+        updated_at=now,
     )

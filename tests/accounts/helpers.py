@@ -93,3 +93,17 @@ def doctor_register_body(**overrides) -> dict:
         time_zone="America/Chicago",
         **overrides,
     )
+
+
+class DownSmsBackend(sms.BaseSmsBackend):
+    """An SMS provider that is down. Its error quotes the number and the text, as real providers'
+    errors do, so a test can show neither reaches the logs. ``attempts`` keeps what was tried."""
+
+    attempts: list[sms.SmsMessage] = []
+
+    def send(self, to: str, body: str) -> None:
+        DownSmsBackend.attempts.append(sms.SmsMessage(to=to, body=body))
+        raise ConnectionError(f"provider unreachable while sending {body!r} to {to}")
+
+
+DOWN_SMS_BACKEND = "tests.accounts.helpers.DownSmsBackend"

@@ -1,4 +1,5 @@
-"""PostgreSQL guarantees: concurrent overlapping bookings, and the exclusion constraint itself."""
+"""PostgreSQL guarantees: concurrent overlapping bookings, the exclusion constraint itself, and
+sweeps that skip the sessions a request is changing."""
 
 import threading
 from datetime import UTC, datetime, timedelta
@@ -6,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from sessions import services
 from sessions.models import Session, SessionStatus
 from tests.conftest import client_for
 from tests.factories import DoctorFactory, PatientFactory
-from tests.sessions.factories import SessionFactory
+from tests.sessions.conftest import NOW
+from tests.sessions.factories import ConfirmedPaidSessionFactory, SessionFactory
+from tests.video_calls.call_helpers import EventRecorder, event_types
 
 START = datetime(2026, 3, 5, 15, 0, tzinfo=UTC)
 
@@ -72,3 +76,47 @@ def test_the_exclusion_constraint_ignores_cancelled_sessions(doctor, patient):
     SessionFactory(doctor=doctor, patient=patient, scheduled_start=START)
 
     assert Session.objects.filter(doctor=doctor).count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_no_show_sweep_skips_a_session_a_request_holds_and_tells_nobody_about_it():
+    # given two sessions due for the no-show sweep, one of them locked by a request in progress
+    busy, idle = ConfirmedPaidSessionFactory.create_batch(2, scheduled_start=NOW - timedelta(hours=2, seconds=1))
+    recorder = EventRecorder()
+    recorder.listen_user(busy.patient)
+    recorder.listen_user(idle.patient)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Session.objects.select_for_update().get(pk=busy.pk)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    assert locked.wait(timeout=10)
+
+    # when the sweep runs meanwhile (it commits, so its events go out)
+    try:
+        swept = services.session_no_show_sweep()
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+    # then it did not wait: it changed the free session only, and told only its participants
+    assert swept == 1
+    assert Session.objects.get(pk=busy.pk).status == SessionStatus.CONFIRMED
+    assert Session.objects.get(pk=idle.pk).status == SessionStatus.NO_SHOW
+    assert event_types(recorder.for_user(idle.patient)) == ["session.no_show"]
+    assert recorder.for_user(busy.patient) == []
+    # and the next run, with the row free, takes the other (a fresh listener: a Redis channel's
+    # buffer belongs to the event loop that first drained it)
+    later = EventRecorder()
+    later.listen_user(busy.patient)
+    assert services.session_no_show_sweep() == 1
+    assert event_types(later.for_user(busy.patient)) == ["session.no_show"]

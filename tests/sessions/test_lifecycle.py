@@ -1,5 +1,6 @@
 """Confirm, cancel and reschedule through the API; the video call's join and completion; the
-no-show sweep. Every state change is conditional, so a second attempt gets a 409."""
+no-show and lapse sweeps and the events they send. Every state change is conditional, so a second
+attempt gets a 409."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -9,12 +10,14 @@ import time_machine
 from core.exceptions import Conflict, NotFound
 from sessions import services
 from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
-from sessions.tasks import sessions_mark_no_shows
+from sessions.services.lifecycle import LAPSED_REASON
+from sessions.tasks import sessions_lapse_requests, sessions_mark_no_shows
 from tests.assertions import assert_error
 from tests.conftest import client_for
-from tests.factories import DoctorFactory
+from tests.factories import DoctorFactory, PatientFactory
 from tests.sessions.conftest import NOW
 from tests.sessions.factories import ConfirmedPaidSessionFactory, SessionFactory
+from tests.video_calls.call_helpers import EventRecorder
 
 pytestmark = pytest.mark.django_db
 
@@ -282,7 +285,17 @@ def past_start():
     return NOW - timedelta(hours=2, seconds=1)
 
 
-def test_sweep_marks_sessions_whose_window_closed_by_who_was_absent(past_start):
+def _event(session: Session, status: str) -> dict:
+    """The payload every session.* event carries (docs/sessions.md)."""
+    return {
+        "session_id": str(session.pk),
+        "status": status,
+        "payment_status": session.payment_status,
+        "scheduled_start": session.scheduled_start.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_sweep_marks_sessions_whose_window_closed_by_who_was_absent(past_start, django_capture_on_commit_callbacks):
     nobody = ConfirmedPaidSessionFactory(scheduled_start=past_start)
     patient_only = ConfirmedPaidSessionFactory(
         scheduled_start=past_start, status=SessionStatus.IN_PROGRESS, patient_joined_at=past_start
@@ -299,7 +312,8 @@ def test_sweep_marks_sessions_whose_window_closed_by_who_was_absent(past_start):
     window_still_open = ConfirmedPaidSessionFactory(scheduled_start=NOW - timedelta(hours=2) + timedelta(seconds=1))
     requested = SessionFactory(scheduled_start=past_start)
 
-    assert sessions_mark_no_shows.delay().get() == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sessions_mark_no_shows.delay().get() == 3
 
     rows = {s.pk: s for s in Session.objects.all()}
     assert (rows[nobody.pk].status, rows[nobody.pk].no_show_party) == (SessionStatus.NO_SHOW, NoShowParty.BOTH)
@@ -320,13 +334,57 @@ def test_sweep_marks_sessions_whose_window_closed_by_who_was_absent(past_start):
     assert rows[doctor_only.pk].refund_requested_at is None
 
 
-def test_sweep_is_one_update(past_start, django_assert_num_queries):
-    ConfirmedPaidSessionFactory.create_batch(5, scheduled_start=past_start)
+def test_sweep_tells_both_participants_of_each_session(past_start, django_capture_on_commit_callbacks):
+    # given two sessions nobody joined, of different doctors and patients, and listeners on all four
+    first, second = ConfirmedPaidSessionFactory.create_batch(2, scheduled_start=past_start)
+    recorder = EventRecorder()
+    for user in (first.doctor, first.patient, second.doctor, second.patient):
+        recorder.listen_user(user)
 
-    with django_assert_num_queries(1):
+    # when the sweep runs and commits
+    with django_capture_on_commit_callbacks(execute=True):
+        services.session_no_show_sweep()
+
+    # then each participant hears session.no_show about their own session only
+    for session in (first, second):
+        for user in (session.doctor, session.patient):
+            assert recorder.for_user(user) == [{"type": "session.no_show", "data": _event(session, "no_show")}]
+
+
+def test_sweep_sends_nothing_for_sessions_it_leaves(past_start, django_capture_on_commit_callbacks):
+    # given a session still in its window and one already completed
+    open_window = ConfirmedPaidSessionFactory(scheduled_start=NOW - timedelta(minutes=30))
+    completed = ConfirmedPaidSessionFactory(scheduled_start=past_start, status=SessionStatus.COMPLETED)
+
+    # when the sweep runs
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.session_no_show_sweep() == 0
+
+    # then no event is queued
+    assert callbacks == []
+    assert {s.status for s in Session.objects.filter(pk__in=[open_window.pk, completed.pk])} == {
+        SessionStatus.CONFIRMED,
+        SessionStatus.COMPLETED,
+    }
+
+
+@pytest.mark.parametrize("how_many", [1, 20])
+def test_sweep_queries_do_not_grow_with_the_sessions(
+    past_start, how_many, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # given sessions to mark, each with its own participants
+    ConfirmedPaidSessionFactory.create_batch(how_many, scheduled_start=past_start)
+
+    # when the sweep runs and its events are sent
+    # then it costs the same whatever the number: one locking SELECT and one UPDATE, inside a
+    # savepoint here (a transaction in production); the events need no query
+    with django_assert_num_queries(4) as captured, django_capture_on_commit_callbacks(execute=True) as callbacks:
         count = services.session_no_show_sweep()
 
-    assert count == 5
+    assert count == how_many
+    assert len(callbacks) == how_many  # one event per session
+    sql = [query["sql"].split()[0].upper() for query in captured.captured_queries]
+    assert sql == ["SAVEPOINT", "SELECT", "UPDATE", "RELEASE"]
 
 
 def test_sweep_does_not_mark_an_unpaid_doctor_no_show_for_refund(past_start):
@@ -347,3 +405,99 @@ def test_the_sweep_is_scheduled_with_beat(settings):
 
     assert entry["task"] == sessions_mark_no_shows.name
     assert entry["schedule"] == 300.0
+
+
+# --- Lapse sweep ---------------------------------------------------------------------------------
+
+
+def test_requests_still_unconfirmed_at_their_start_are_cancelled(django_capture_on_commit_callbacks):
+    # given requests whose start has passed (one already paid), one starting right now, one ahead,
+    # and a confirmed session whose start has passed
+    unpaid = SessionFactory(scheduled_start=NOW - timedelta(hours=3))
+    paid = SessionFactory(scheduled_start=NOW - timedelta(minutes=1), payment_status=PaymentStatus.PAID)
+    starting_now = SessionFactory(scheduled_start=NOW)
+    ahead = SessionFactory(scheduled_start=NOW + timedelta(seconds=1))
+    confirmed = ConfirmedPaidSessionFactory(scheduled_start=NOW - timedelta(minutes=1))
+
+    # when the beat task runs
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sessions_lapse_requests.delay().get() == 3
+
+    # then the lapsed requests are cancelled by nobody, with the lapse reason
+    rows = {s.pk: s for s in Session.objects.all()}
+    for lapsed in (unpaid, paid, starting_now):
+        row = rows[lapsed.pk]
+        assert (row.status, row.cancelled_at, row.cancelled_by_id) == (SessionStatus.CANCELLED, NOW, None)
+        assert row.cancellation_reason == LAPSED_REASON
+    # and the money of the paid one is due back
+    assert rows[paid.pk].refund_requested_at == NOW
+    assert rows[unpaid.pk].refund_requested_at is None
+    # and the others are untouched
+    assert rows[ahead.pk].status == SessionStatus.REQUESTED
+    assert rows[confirmed.pk].status == SessionStatus.CONFIRMED
+
+
+def test_lapse_tells_both_participants_that_the_session_is_cancelled(django_capture_on_commit_callbacks):
+    lapsed = SessionFactory(scheduled_start=NOW - timedelta(minutes=5))
+    recorder = EventRecorder()
+    recorder.listen_user(lapsed.doctor)
+    recorder.listen_user(lapsed.patient)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.session_lapse_sweep()
+
+    for user in (lapsed.doctor, lapsed.patient):
+        assert recorder.for_user(user) == [{"type": "session.cancelled", "data": _event(lapsed, "cancelled")}]
+
+
+@pytest.mark.parametrize("how_many", [1, 20])
+def test_lapse_queries_do_not_grow_with_the_sessions(
+    how_many, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    SessionFactory.create_batch(how_many, scheduled_start=NOW - timedelta(minutes=5))
+
+    with django_assert_num_queries(4), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert services.session_lapse_sweep() == how_many
+
+    assert len(callbacks) == how_many
+
+
+def test_a_lapsed_request_frees_both_calendars(doctor, patient, django_capture_on_commit_callbacks):
+    # given a request that started ten minutes ago, unconfirmed: it blocks the doctor until NOW + 70 min
+    SessionFactory(doctor=doctor, patient=patient, scheduled_start=NOW - timedelta(minutes=10))
+    other_patient = client_for(PatientFactory())
+    body = {"doctor_id": str(doctor.pk), "scheduled_start": (NOW + timedelta(minutes=30)).isoformat()}
+    assert_error(other_patient.post("/api/v1/sessions/", body, format="json"), 409, "SCHEDULE_CONFLICT")
+
+    # when it lapses
+    with django_capture_on_commit_callbacks(execute=True):
+        services.session_lapse_sweep()
+
+    # then another patient can book the doctor in what was its block
+    assert other_patient.post("/api/v1/sessions/", body, format="json").status_code == 201
+    # and the lapsed one cannot be joined
+    lapsed = Session.objects.get(patient=patient)
+    can_join = client_for(patient).get(url(lapsed, "can-join")).json()
+    assert (can_join["can_join"], can_join["reason"]) == (False, "SESSION_CANCELLED")
+
+
+def test_a_request_confirmed_before_the_sweep_is_left_alone(django_capture_on_commit_callbacks):
+    # given a request whose start passed, that its doctor confirms just before the sweep runs
+    late = SessionFactory(scheduled_start=NOW - timedelta(minutes=1))
+    assert client_for(late.doctor).post(url(late, "confirm")).status_code == 200
+
+    # when the sweep runs
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert services.session_lapse_sweep() == 0
+
+    # then it stays confirmed and nobody is told anything more
+    late.refresh_from_db()
+    assert late.status == SessionStatus.CONFIRMED
+    assert callbacks == []
+
+
+def test_the_lapse_sweep_is_scheduled_with_beat(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["sessions-lapse-requests"]
+
+    assert entry["task"] == sessions_lapse_requests.name
+    assert entry["schedule"] == 60.0
