@@ -28,7 +28,7 @@ install: $(DEV_STAMP)
 migrate: $(BASE_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
-## run: set up, seed demo data, serve HTTP + WebSocket (daphne) with a Celery worker and beat.
+## run: set up, seed demo data, serve HTTP + WebSocket (config/serve.py) with a Celery worker and beat.
 run: migrate
 	$(BIN)/python manage.py seed_demo
 	@echo ""
@@ -41,7 +41,7 @@ run: migrate
 	@$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & worker=$$!; \
 	$(BIN)/celery -A config beat --loglevel=INFO & beat=$$!; \
 	trap 'kill $$worker $$beat 2>/dev/null; wait' EXIT INT TERM; \
-	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	$(BIN)/python -m config.serve --host $(HOST) --port $(PORT)
 
 ## test: install what the suite needs and run all of it.
 test: install

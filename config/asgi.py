@@ -1,5 +1,7 @@
-"""ASGI entry point served by daphne: HTTP goes to Django, WebSockets to Channels consumers."""
+"""ASGI entry point (config/serve.py serves it in production; daphne serves it too): HTTP goes
+to Django, WebSockets to Channels consumers."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -22,3 +24,8 @@ application = ProtocolTypeRouter(
         "websocket": OriginValidator(URLRouter(websocket_urlpatterns), settings.WEBSOCKET_ALLOWED_ORIGINS),
     }
 )
+
+# What startup built (settings, URL patterns, models, serializers) lives as long as the process:
+# keep it out of the cyclic garbage collector's full passes, which otherwise walk all of it and
+# pause every connection of the process while they do.
+gc.freeze()

@@ -9,9 +9,11 @@ participant connection of one call. Event names and payloads are listed in docs/
 """
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -70,19 +72,25 @@ async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
     Inside ``collecting_events`` the messages join the outer collection instead, and are sent
     when it ends.
     """
-    run = database_sync_to_async(func, thread_sensitive=_one_database_thread())
+    if connections["default"].vendor == "sqlite":
+        run = database_sync_to_async(func)
+    else:
+        run = database_sync_to_async(func, thread_sensitive=False, executor=_database_executor())
     if _collected.get() is not None:
         return await run(**kwargs)
     async with collecting_events():
         return await run(**kwargs)
 
 
-def _one_database_thread() -> bool:
+@functools.cache
+def _database_executor() -> ThreadPoolExecutor:
     """Channels' default runs all database work of a process in one thread: at a clinic's
     top of the hour, thousands of joins queue behind each other. On a server database the
-    calls (short, independent transactions) run in a thread pool instead; SQLite has one
-    writer at a time anyway, so there they keep to one thread."""
-    return connections["default"].vendor == "sqlite"
+    calls (short, independent transactions that mostly wait for the database) run in threads
+    of their own, as many as the process's connection pool holds (config/settings/base.py);
+    SQLite has one writer at a time anyway, so there they keep to Channels' one thread."""
+    pool = connections.settings["default"].get("OPTIONS", {}).get("pool") or {}
+    return ThreadPoolExecutor(max_workers=pool.get("max_size", 8), thread_name_prefix="database")
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,6 @@ domain's events (core/events.py) from the user's and calls' groups to the client
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections import deque
 from urllib.parse import parse_qs
@@ -23,6 +22,7 @@ from core.events import collecting_events, database_call, user_group
 from core.exceptions import ApplicationError, InvalidInput
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
+from realtime.direct import DIRECT_TEXT, DirectText
 from realtime.ratelimit import TokenBucket
 from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS
 from realtime.tickets import ticket_redeem
@@ -45,6 +45,12 @@ LOCAL_CONNECTIONS: dict[str, "RealtimeConsumer"] = {}
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user = None
+    user_id: str | None = None  # str(user.pk), kept: handlers need it for every message
+    # The server's direct path for this connection (realtime/direct.py), if it offers one.
+    direct: DirectText | None = None
+    # True while a message from the client is being handled through ASGI: the direct path
+    # waits until it is done, so messages are handled in the order they were sent.
+    handling = False
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -55,29 +61,38 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
-        layer_pump = asyncio.create_task(self._pump(functools.partial(self.channel_layer.receive, self.channel_name)))
-        layer_pump.add_done_callback(self._layer_pump_stopped)
+        layer_pump = asyncio.create_task(self._pump_layer())
         try:
-            await self._pump(receive)
+            await self._pump_client(receive)
         finally:
             LOCAL_CONNECTIONS.pop(self.channel_name, None)
             layer_pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await layer_pump
 
-    async def _pump(self, source) -> None:
+    async def _pump_client(self, receive) -> None:
         try:
             while True:
-                await self.dispatch(await source())
+                await self.dispatch(await receive())
         except StopConsumer:
             return
 
-    def _layer_pump_stopped(self, task: asyncio.Task) -> None:
-        if task.cancelled() or task.exception() is None:
-            return
-        # The channel layer is gone (Redis down): close so the client reconnects and re-syncs.
-        logger.error("Channel layer receive failed: %s", type(task.exception()).__name__)
-        self._closing = asyncio.ensure_future(self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE))
+    async def _pump_layer(self) -> None:
+        """Forward what the channel layer brings. If the layer itself fails (Redis down), close
+        so the client reconnects and re-syncs; if the client is gone, stop quietly."""
+        while True:
+            try:
+                message = await self.channel_layer.receive(self.channel_name)
+            except Exception as error:
+                logger.error("Channel layer receive failed: %s", type(error).__name__)
+                await self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE)
+                return
+            try:
+                await self.dispatch(message)
+            except StopConsumer:
+                return
+            except OSError:  # the client disconnected while we wrote to it
+                return
 
     async def deliver(self, channel_name: str, text: str) -> None:
         """Send pre-encoded text to another connection: directly if it is on this process,
@@ -109,6 +124,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             await self.close(code=protocol.CLOSE_AUTH_FAILED)
             return
+        self.user_id = str(self.user.pk)
         self.groups_joined: set[str] = set()
         self.calls: set[str] = set()  # calls joined over this connection
         self.recent_event_ids: deque[str] = deque(maxlen=256)
@@ -121,16 +137,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send_event(
             "connection.ready",
             {
-                "user_id": str(self.user.pk),
+                "user_id": self.user_id,
                 "heartbeat_seconds": settings.PRESENCE_HEARTBEAT_SECONDS,
                 "presence": {"status": presence.status},
             },
         )
+        self.direct = self.scope.get("extensions", {}).get(DIRECT_TEXT)
+        if self.direct is not None:
+            self.direct.handler = self.receive_direct
 
     async def disconnect(self, code: int) -> None:
         """Each step is guarded on its own: a channel layer that fails to drop a group must not
         keep the connection counted as present or its calls from being left."""
         LOCAL_CONNECTIONS.pop(self.channel_name, None)
+        if self.direct is not None:
+            self.direct.handler = None
         if self.user is None:
             return
         for group in list(getattr(self, "groups_joined", ())):
@@ -155,6 +176,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.user is None:
             return
+        self.handling = True
+        try:
+            await self._receive(text_data, bytes_data)
+        finally:
+            self.handling = False
+
+    async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.REALTIME_MAX_FRAME_BYTES:
             await self.close(code=protocol.CLOSE_MESSAGE_TOO_BIG)
@@ -203,6 +231,53 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         if result is not None or envelope.id is not None:
             await self.send(text_data=protocol.encode("ack", {"type": envelope.type, **(result or {})}, envelope.id))
+
+    def receive_direct(self, text: str) -> bool:
+        """A text frame offered by the server before it queues it for ASGI (realtime/direct.py).
+
+        Handles it here, synchronously, when its type has a direct handler that can finish it
+        (a signal whose call routes are cached, every addressee on this process and reading),
+        and nothing from this client is being handled yet; returns False to leave it to the
+        ordinary path otherwise. The outcome is the same on both paths: the same checks, rate
+        limit, ``ack`` and ``error`` replies.
+        """
+        # Four bytes per character at most: under this, the frame is within the size limit.
+        if self.handling or len(text) * 4 > settings.REALTIME_MAX_FRAME_BYTES:
+            return False
+        try:
+            envelope = protocol.parse_envelope(text)
+        except protocol.ProtocolError:
+            return False
+        handler = HANDLERS.get(envelope.type)
+        if handler is None or handler.direct is None:
+            return False
+        outcome: ApplicationError | list[DirectText]
+        try:
+            relay = handler.direct(self, envelope.data)
+            if relay is None:
+                return False
+            channels, relayed = relay
+            outcome = []
+            for channel in channels:
+                peer = LOCAL_CONNECTIONS.get(channel)
+                if peer is None or peer.direct is None or not peer.direct.writable:
+                    return False  # an addressee on another process, or not reading: the layer, awaited
+                outcome.append(peer.direct)
+        except ApplicationError as error:
+            outcome = error
+        except Exception:
+            logger.exception("Unhandled error in direct realtime handler for %s", envelope.type)
+            outcome = ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR")
+        if not self.bucket.take():
+            outcome = protocol.RateLimited()
+        if isinstance(outcome, ApplicationError):
+            self.direct.send_text(protocol.encode("error", protocol.error_data(outcome), envelope.id))
+            return True
+        for peer in outcome:
+            peer.send_text(relayed)
+        if envelope.id is not None:
+            self.direct.send_text(protocol.encode("ack", {"type": envelope.type}, envelope.id))
+        return True
 
     # --- To the client ----------------------------------------------------------------------
 

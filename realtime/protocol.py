@@ -6,9 +6,9 @@ fails ``{"type": "error", "id": ..., "data": {"code", "message", "details"}}``, 
 the REST API uses. Errors never close the connection, except the ones listed as close codes.
 """
 
-import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from core.exceptions import ApplicationError
 
@@ -39,17 +39,20 @@ class RateLimited(ProtocolError):
     default_message = "Too many messages; this one was dropped."
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):  # a tuple: built for every message, and cheaper than a dataclass
     type: str
     data: dict[str, Any]
     id: str | None
 
 
+# orjson: every relayed signal is parsed once and encoded once, and for a 1 KB SDP the standard
+# library's json takes about 15 µs of the two where orjson takes 3 (docs/performance.md).
+
+
 def parse_envelope(text: str) -> Envelope:
     try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
         raise MalformedMessage("The message is not valid JSON.") from None
     if not isinstance(message, dict):
         raise MalformedMessage()
@@ -67,8 +70,8 @@ def parse_envelope(text: str) -> Envelope:
 def request_id_of(text: str) -> str | None:
     """Best effort: the id of a message that failed to parse as an envelope, for the error."""
     try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None
     if isinstance(message, dict) and isinstance(message.get("id"), str | int):
         return str(message["id"])[:64]
@@ -79,7 +82,7 @@ def encode(event_type: str, data: dict[str, Any], request_id: str | None = None)
     message: dict[str, Any] = {"type": event_type, "data": data}
     if request_id is not None:
         message["id"] = request_id
-    return json.dumps(message, separators=(",", ":"), default=str)
+    return orjson.dumps(message, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def error_data(error: ApplicationError) -> dict[str, Any]:

@@ -4,6 +4,13 @@ A handler is ``async def handler(connection, data) -> dict | None``: ``connectio
 consumer (``connection.user``, ``connection.channel_name``), ``data`` the envelope's data,
 already validated by the handler's serializer. It calls services (through
 ``core.events.database_call``, which also sends the events they emit) and returns what the ``ack`` carries, or None.
+
+A handler may also have a ``direct`` form, for messages that can be finished without awaiting
+anything (relayed signals, with the call's routes already known): ``direct(connection, data)``
+gets the raw envelope data, validates it and returns ``(channel names, text)`` — the text to write
+to those connections — or None when it cannot finish without the ordinary handler (the
+database, another process). It raises ``ApplicationError`` like the ordinary handler does. The
+consumer uses it when the server offers the direct path (realtime/direct.py).
 """
 
 from collections.abc import Awaitable, Callable
@@ -15,12 +22,14 @@ from rest_framework import serializers
 HandlerFunc = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 DisconnectHook = Callable[[Any], Awaitable[None]]
 EventHook = Callable[[Any, dict[str, Any]], None]
+DirectFunc = Callable[[Any, dict[str, Any]], tuple[list[str], str] | None]
 
 
 @dataclass(frozen=True)
 class Handler:
     func: HandlerFunc
     serializer: type[serializers.Serializer] | None
+    direct: DirectFunc | None = None
 
 
 HANDLERS: dict[str, Handler] = {}
@@ -28,11 +37,19 @@ DISCONNECT_HOOKS: list[DisconnectHook] = []
 EVENT_HOOKS: list[EventHook] = []
 
 
-def handles(event_type: str, *, serializer: type[serializers.Serializer] | None = None):
+def handles(
+    event_type: str,
+    *,
+    serializer: type[serializers.Serializer] | None = None,
+    direct: DirectFunc | None = None,
+):
+    if serializer is not None and direct is not None:
+        raise RuntimeError("A direct handler validates its own data: give it no serializer.")
+
     def register(func: HandlerFunc) -> HandlerFunc:
         if event_type in HANDLERS:
             raise RuntimeError(f"Two handlers for {event_type}")
-        HANDLERS[event_type] = Handler(func=func, serializer=serializer)
+        HANDLERS[event_type] = Handler(func=func, serializer=serializer, direct=direct)
         return func
 
     return register

@@ -8,8 +8,13 @@ event about the call passes through it, and sends to the peer's channel directly
 through a group. SDP and candidates are relayed, never stored.
 """
 
+import asyncio
+import logging
+import random
+import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from django.conf import settings
@@ -28,7 +33,9 @@ from video_calls.services.media import media_update
 from video_calls.services.rooms import call_join, call_leave
 from video_calls.tasks import call_leave_unless_reconnected
 
-ROUTE_TTL_SECONDS = 30.0
+ROUTE_TTL_SECONDS = 120.0
+
+logger = logging.getLogger(__name__)
 MAX_SDP_CHARS = 60_000
 MAX_ICE_CANDIDATES = 50
 
@@ -131,40 +138,91 @@ async def leave_after_grace(connection) -> None:
 # --- Signaling ------------------------------------------------------------------------------
 
 
-# Per process, shared by its connections: call id -> (fetched at, routes). Filled by each
+# Per process, shared by its connections: call id -> (expires at, routes). Filled by each
 # socket's call.join, dropped whenever an event about the call passes through any connection
 # here, and read again when a participant signals someone the routes do not reach yet (they
 # may have just connected, on another process).
+#
+# The lifetime is only a safety net for a lost event (the channel layer is at-most-once): what
+# it bounds is how long someone who left a call could still signal into it if the event about
+# their leaving was lost. Read again every 30 s, 1,000 calls cost a process 33 reads a second;
+# every 2 minutes, 8. Past it the routes are still used while they are read again in the
+# background, so a busy process never holds a call's signals behind a database read; the
+# lifetime varies by a quarter either way so that calls set up together on the hour are not all
+# read again in the same second.
 _ROUTES: dict[str, tuple[float, dict[str, list[str]]]] = {}
+# Bumped whenever a call's routes are dropped: a read that started before does not store its
+# (possibly older) result.
+_GENERATIONS: dict[str, int] = {}
+_REFRESHING: set[str] = set()
 
 
-def _remember_routes(call_id: str, routes: dict[str, list[str]]) -> None:
+def _remember_routes(call_id: str, routes: dict[str, list[str]], generation: int | None = None) -> None:
+    if generation is not None and generation != _GENERATIONS.get(call_id, 0):
+        return
     now = time.monotonic()
     if len(_ROUTES) > 10_000:
-        for stale in [key for key, (fetched, _) in _ROUTES.items() if now - fetched > ROUTE_TTL_SECONDS]:
+        for stale in [key for key, (expires, _) in _ROUTES.items() if expires <= now]:
             del _ROUTES[stale]
-    _ROUTES[call_id] = (now, routes)
+    _ROUTES[call_id] = (now + ROUTE_TTL_SECONDS * random.uniform(0.75, 1.25), routes)  # noqa: S311 - not a secret
+
+
+async def _read_routes(call_id: str) -> dict[str, list[str]]:
+    generation = _GENERATIONS.get(call_id, 0)
+    routes = await database_call(call_routes, call_id=call_id)
+    _remember_routes(call_id, routes, generation)
+    return routes
+
+
+async def _refresh_routes(call_id: str) -> None:
+    try:
+        await _read_routes(call_id)
+    except Exception:
+        logger.exception("Could not read a call's routes again")
+    finally:
+        _REFRESHING.discard(call_id)
+
+
+def _cached_routes(call_id: str) -> dict[str, list[str]] | None:
+    """The call's routes if this process has them; past their lifetime they are read again in
+    the background (once at a time per call) and meanwhile still answer."""
+    cached = _ROUTES.get(call_id)
+    if cached is None:
+        return None
+    if time.monotonic() >= cached[0] and call_id not in _REFRESHING:
+        _REFRESHING.add(call_id)
+        asyncio.get_running_loop().create_task(_refresh_routes(call_id))
+    return cached[1]
 
 
 async def _routes(call_id: str, *, refetch: bool = False) -> dict[str, list[str]]:
-    cached = _ROUTES.get(call_id)
-    if cached is not None and not refetch and time.monotonic() - cached[0] < ROUTE_TTL_SECONDS:
-        return cached[1]
-    routes = await database_call(call_routes, call_id=call_id)
-    _remember_routes(call_id, routes)
-    return routes
+    cached = None if refetch else _cached_routes(call_id)
+    if cached is not None:
+        return cached
+    return await _read_routes(call_id)
 
 
 @on_event
 def forget_routes(connection, event: dict) -> None:
     call_id = event["data"].get("call_id") if isinstance(event.get("data"), dict) else None
     if call_id is not None:
-        _ROUTES.pop(str(call_id), None)
+        call_id = str(call_id)
+        _ROUTES.pop(call_id, None)
+        if len(_GENERATIONS) > 10_000:  # keep only calls still cached or being read
+            for ended in [key for key in _GENERATIONS if key not in _ROUTES and key not in _REFRESHING]:
+                del _GENERATIONS[ended]
+        _GENERATIONS[call_id] = _GENERATIONS.get(call_id, 0) + 1
+
+
+# Canonical form, as clients send it: checked with a regex, not a UUID object per message.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _uuid(data: dict, name: str) -> str:
     value = data.get(name)
     if isinstance(value, str):
+        if _CANONICAL_UUID.fullmatch(value):
+            return value
         try:
             return str(UUID(value))
         except ValueError:
@@ -176,45 +234,70 @@ def _invalid(name: str, message: str, code: str = "invalid"):
     raise InvalidInput(details={name: [{"message": message, "code": code}]})
 
 
-async def _relay(connection, data: dict, event_type: str, payload: dict[str, Any]) -> None:
-    """Send ``payload`` to the addressed participant's call connections, if both the sender
-    and the addressee are connected participants of the call."""
-    call_id, to = _uuid(data, "call_id"), _uuid(data, "to")
-    sender = str(connection.user.pk)
-    routes = await _routes(call_id)
-    if sender in routes and not routes.get(to):
-        routes = await _routes(call_id, refetch=True)
-    if sender not in routes or to not in routes or to == sender:
+class _Signal(NamedTuple):
+    call_id: str
+    to: str
+    sender: str
+    text: str  # the event as the addressee receives it
+
+
+def _addressee_unknown(routes: dict[str, list[str]], signal: _Signal) -> bool:
+    """The sender is connected but the routes reach no connection of the addressee: they may
+    have just connected, on another process, so the routes are read again."""
+    return signal.sender in routes and not routes.get(signal.to)
+
+
+def _addressee_channels(routes: dict[str, list[str]], signal: _Signal) -> list[str]:
+    """The rule: the sender and the addressee are both connected participants of the call."""
+    if signal.sender not in routes or signal.to not in routes or signal.to == signal.sender:
         raise PermissionDenied("Signals go only between connected participants of the same call.")
-    channels = routes[to]
+    channels = routes[signal.to]
     if not channels:
         raise PeerNotConnected()
-    text = protocol.encode(event_type, {"call_id": call_id, "from": sender, **payload})
-    for channel in channels:
-        await connection.deliver(channel, text)
+    return channels
 
 
-def _sdp(data: dict) -> str:
+def _signal(event_type: str, payload_of: Callable[[dict], dict[str, Any]]):
+    """Register a signaling message type; ``payload_of`` validates the data and returns what is
+    relayed besides ``call_id`` and ``from``. The ordinary handler reads the routes from the
+    database when it must; the direct one (realtime/registry.py) answers from cached routes only
+    and leaves the rest to the ordinary one. Both apply the same rule."""
+
+    def parse(connection, data: dict) -> _Signal:
+        call_id, to = _uuid(data, "call_id"), _uuid(data, "to")
+        sender = connection.user_id
+        payload = {"call_id": call_id, "from": sender, **payload_of(data)}
+        return _Signal(call_id=call_id, to=to, sender=sender, text=protocol.encode(event_type, payload))
+
+    def direct(connection, data: dict) -> tuple[list[str], str] | None:
+        signal = parse(connection, data)
+        routes = _cached_routes(signal.call_id)
+        if routes is None or _addressee_unknown(routes, signal):
+            return None
+        return _addressee_channels(routes, signal), signal.text
+
+    async def handle(connection, data: dict) -> None:
+        signal = parse(connection, data)
+        routes = await _routes(signal.call_id)
+        if _addressee_unknown(routes, signal):
+            routes = await _routes(signal.call_id, refetch=True)
+        for channel in _addressee_channels(routes, signal):
+            await connection.deliver(channel, signal.text)
+
+    handles(event_type, direct=direct)(handle)
+    return handle
+
+
+def _sdp(data: dict) -> dict[str, Any]:
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp:
         _invalid("sdp", "A session description is required.", "required")
     if len(sdp) > MAX_SDP_CHARS:
         _invalid("sdp", f"At most {MAX_SDP_CHARS} characters.", "max_length")
-    return sdp
+    return {"sdp": sdp}
 
 
-@handles("signal.offer")
-async def offer(connection, data: dict) -> None:
-    await _relay(connection, data, "signal.offer", {"sdp": _sdp(data)})
-
-
-@handles("signal.answer")
-async def answer(connection, data: dict) -> None:
-    await _relay(connection, data, "signal.answer", {"sdp": _sdp(data)})
-
-
-@handles("signal.ice")
-async def ice(connection, data: dict) -> None:
+def _ice(data: dict) -> dict[str, Any]:
     """ICE candidates, one (``candidate``) or a batch (``candidates``): batching cuts the
     message count of call set-up several-fold."""
     candidates = data.get("candidates")
@@ -226,4 +309,9 @@ async def ice(connection, data: dict) -> None:
         _invalid("candidates", f"At most {MAX_ICE_CANDIDATES} candidates per message.", "max_length")
     if not all(isinstance(candidate, dict | str) or candidate is None for candidate in candidates):
         _invalid("candidates", "Each candidate is an RTCIceCandidateInit object, or null for the end.")
-    await _relay(connection, data, "signal.ice", {"candidates": candidates})
+    return {"candidates": candidates}
+
+
+offer = _signal("signal.offer", _sdp)
+answer = _signal("signal.answer", _sdp)
+ice = _signal("signal.ice", _ice)

@@ -1,14 +1,100 @@
-"""Helpers for WebSocket tests: a communicator on the real ASGI application (origin check,
-routing, consumer) with a ticket from the real ticket service."""
+"""Helpers for WebSocket tests: the real ASGI application (origin check, routing, consumer)
+with a ticket from the real ticket service, reached through Channels' communicator or, with
+the ``served`` fixture, through a real uvicorn server running the production protocol
+(realtime/direct.py) on a loopback port."""
 
+import asyncio
+import contextlib
 import json
+import socket
 
+import pytest
+import pytest_asyncio
+import uvicorn
 from channels.testing import WebsocketCommunicator
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from config.asgi import application
+from realtime.direct import DirectTextWebSocketProtocol
 from realtime.tickets import ticket_issue
 
 ORIGIN = (b"origin", b"http://localhost:3000")
+
+# ws://127.0.0.1:<port> of the server started by the ``served`` fixture, while it runs.
+_served_url: str | None = None
+
+
+class ServedSocket:
+    """A client connection to the served application, with the communicator's methods the
+    tests use."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+
+    async def send_to(self, text_data: str) -> None:
+        await self.connection.send(text_data)
+
+    async def send_json_to(self, data: dict) -> None:
+        await self.send_to(json.dumps(data))
+
+    async def receive_from(self, timeout: float = 1) -> str:
+        return await asyncio.wait_for(self.connection.recv(), timeout)
+
+    async def receive_nothing(self, timeout: float = 0.1) -> bool:
+        try:
+            await asyncio.wait_for(self.connection.recv(), timeout)
+        except TimeoutError:
+            return True
+        return False
+
+    async def disconnect(self) -> None:
+        await self.connection.close()
+        # Let the server run the consumer's disconnect before the test goes on.
+        with contextlib.suppress(ConnectionClosed):
+            await self.connection.wait_closed()
+        await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture
+async def served():
+    """Serve the application with uvicorn and the production WebSocket protocol while the test
+    runs: ``open_socket`` then connects through it."""
+    global _served_url
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        application,
+        host="127.0.0.1",
+        port=port,
+        ws=DirectTextWebSocketProtocol,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.025)
+    assert server.started, "uvicorn did not start"
+    _served_url = f"ws://127.0.0.1:{port}"
+    try:
+        yield server
+    finally:
+        _served_url = None
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture(params=["communicator", "uvicorn"])
+def transport(request):
+    """Run a test through Channels' communicator and again through the served application."""
+    if request.param == "uvicorn":
+        request.getfixturevalue("served")
+    return request.param
 
 
 async def open_socket(user=None, *, ticket: str | None = None, origin=ORIGIN) -> WebsocketCommunicator:
@@ -18,6 +104,12 @@ async def open_socket(user=None, *, ticket: str | None = None, origin=ORIGIN) ->
     if user is not None and ticket is None:
         ticket = await database_sync_to_async(ticket_issue)(user=user)
     path = f"/ws/?ticket={ticket}" if ticket is not None else "/ws/"
+    if _served_url is not None:
+        served = ServedSocket(await connect(_served_url + path, origin=origin[1].decode() if origin else None))
+        if user is not None:
+            ready = await receive(served)
+            assert ready["type"] == "connection.ready", ready
+        return served
     headers = [origin] if origin else []
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await communicator.connect(timeout=5)
@@ -28,7 +120,7 @@ async def open_socket(user=None, *, ticket: str | None = None, origin=ORIGIN) ->
     return communicator
 
 
-async def receive(communicator: WebsocketCommunicator, timeout: float = 5) -> dict:
+async def receive(communicator: WebsocketCommunicator | ServedSocket, timeout: float = 5) -> dict:
     return json.loads(await communicator.receive_from(timeout=timeout))
 
 

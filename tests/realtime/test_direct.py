@@ -1,0 +1,160 @@
+"""The direct path of the production protocol (realtime/direct.py): signals relayed in the
+server's read callback, in order with everything else the client sends, with the same checks,
+rate limit and replies as the ordinary path. Behaviour shared with the ordinary path is covered
+by test_signaling.py, which runs on both."""
+
+import asyncio
+import json
+
+import pytest
+
+from realtime.consumers import RealtimeConsumer
+from tests.realtime.conftest import next_event, open_socket, request
+from tests.realtime.test_signaling import SDP, _in_call, _ongoing_call
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("served")]
+
+
+@pytest.fixture
+def call(doctor, patient):
+    return _ongoing_call(doctor, patient)
+
+
+@pytest.fixture
+def through_asgi(monkeypatch):
+    """The types of the messages that took the ordinary (ASGI) path, in order."""
+    seen: list[str] = []
+    original = RealtimeConsumer._receive
+
+    async def recording(self, text_data, bytes_data):
+        seen.append(json.loads(text_data)["type"])
+        await original(self, text_data, bytes_data)
+
+    monkeypatch.setattr(RealtimeConsumer, "_receive", recording)
+    return seen
+
+
+def _offer(call, to, number: int, **extra) -> dict:
+    return {
+        "type": "signal.offer",
+        "data": {"call_id": str(call.pk), "to": str(to.pk), "sdp": f"{SDP}{number}"},
+        **extra,
+    }
+
+
+async def test_signals_between_connected_participants_skip_the_asgi_queue(call, doctor, patient, through_asgi):
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    await doctor_socket.send_json_to(_offer(call, patient, 0))
+    assert (await next_event(patient_socket))["type"] == "signal.offer"  # the routes are cached now
+    through_asgi.clear()
+
+    for number in range(1, 21):
+        await doctor_socket.send_json_to(_offer(call, patient, number))
+    received = [await next_event(patient_socket) for _ in range(20)]
+
+    assert [message["data"]["sdp"] for message in received] == [f"{SDP}{number}" for number in range(1, 21)]
+    assert through_asgi == []
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
+
+
+async def test_a_signal_sent_right_behind_a_join_waits_for_the_join(call, doctor, patient, through_asgi):
+    """The join is database work on the ordinary path; the offer behind it must not overtake
+    it (it would be refused: the sender would not be in the call yet)."""
+    patient_socket, _ = await _in_call(patient, call)
+    doctor_socket = await open_socket(doctor)
+
+    await doctor_socket.send_json_to({"type": "call.join", "id": "join", "data": {"call_id": str(call.pk)}})
+    await doctor_socket.send_json_to(_offer(call, patient, 1, id="offer"))
+    replies = [await next_event(doctor_socket) for _ in range(2)]
+    offer = await next_event(patient_socket)
+
+    assert [(reply["type"], reply["id"]) for reply in replies] == [("ack", "join"), ("ack", "offer")]
+    assert offer["type"] == "signal.offer"
+    assert offer["data"]["from"] == str(doctor.pk)
+    assert through_asgi[:1] == ["call.join"]
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
+
+
+async def test_a_request_id_is_acknowledged_after_the_relay(call, doctor, patient, through_asgi):
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    await doctor_socket.send_json_to(_offer(call, patient, 0))
+    await next_event(patient_socket)
+    through_asgi.clear()
+
+    ack = await request(doctor_socket, _offer(call, patient, 1, id="o-1"))
+
+    assert ack == {"type": "ack", "id": "o-1", "data": {"type": "signal.offer"}}
+    assert (await next_event(patient_socket))["data"]["sdp"] == f"{SDP}1"
+    assert through_asgi == []
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
+
+
+async def test_refusals_on_the_direct_path_carry_the_request_id(call, doctor, patient, outsider, through_asgi):
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    await doctor_socket.send_json_to(_offer(call, patient, 0))
+    await next_event(patient_socket)
+    through_asgi.clear()
+
+    to_outsider = await request(doctor_socket, _offer(call, outsider, 1, id="x"))
+    no_sdp = await request(
+        doctor_socket, {"type": "signal.offer", "id": "y", "data": {"call_id": str(call.pk), "to": str(patient.pk)}}
+    )
+
+    assert (to_outsider["type"], to_outsider["id"], to_outsider["data"]["code"]) == ("error", "x", "PERMISSION_DENIED")
+    assert (no_sdp["id"], no_sdp["data"]["code"]) == ("y", "VALIDATION_ERROR")
+    assert no_sdp["data"]["details"]["sdp"][0]["code"] == "required"
+    # Someone the cached routes do not know may have just joined elsewhere: that one is looked up.
+    assert through_asgi == ["signal.offer"]
+    assert await patient_socket.receive_nothing(timeout=0.2)
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
+
+
+async def test_the_rate_limit_holds_on_the_direct_path(call, doctor, patient, settings):
+    settings.REALTIME_RATE_BURST = 4  # the join and the first offer take two
+    settings.REALTIME_RATE_PER_SECOND = 0.001
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    await doctor_socket.send_json_to(_offer(call, patient, 0))
+    await next_event(patient_socket)
+
+    replies = [await request(doctor_socket, _offer(call, patient, number, id=str(number))) for number in (1, 2, 3)]
+
+    assert [reply["type"] for reply in replies] == ["ack", "ack", "error"]
+    assert replies[2]["data"]["code"] == "RATE_LIMITED"
+    assert [(await next_event(patient_socket))["data"]["sdp"] for _ in range(2)] == [f"{SDP}1", f"{SDP}2"]
+    assert await patient_socket.receive_nothing(timeout=0.2)
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
+
+
+async def test_routes_past_their_lifetime_still_relay_while_they_are_read_again(call, doctor, patient, through_asgi):
+    from video_calls import consumers as call_consumers
+
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    await doctor_socket.send_json_to(_offer(call, patient, 0))
+    await next_event(patient_socket)
+    _, routes = call_consumers._ROUTES[str(call.pk)]
+    call_consumers._ROUTES[str(call.pk)] = (0.0, routes)  # expired long ago
+    through_asgi.clear()
+
+    await doctor_socket.send_json_to(_offer(call, patient, 1))
+    relayed = await next_event(patient_socket)
+    for _ in range(100):  # the background read replaces the entry
+        if call_consumers._ROUTES[str(call.pk)][0] > 0:
+            break
+        await asyncio.sleep(0.02)
+
+    assert relayed["data"]["sdp"] == f"{SDP}1"
+    assert through_asgi == []
+    assert call_consumers._ROUTES[str(call.pk)][0] > 0
+    assert str(call.pk) not in call_consumers._REFRESHING
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
