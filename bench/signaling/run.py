@@ -232,22 +232,17 @@ class Run:
             command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
             env = self.server_env(layer)
         else:
+            # The production command (config/serve.py).
             command = [
-                str(VENV_BIN / "uvicorn"),
-                "config.asgi:application",
+                sys.executable,
+                "-m",
+                "config.serve",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--lifespan",
-                "off",
-                "--no-access-log",
                 "--log-level",
                 "warning",
-                "--ws-per-message-deflate",
-                "false",
-                "--backlog",
-                "4096",
             ]
             env = self.server_env(layer)
         # The commands are fixed paths of this checkout (and --node); no shell.
@@ -309,7 +304,7 @@ def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
                 warmup=warmup_for(arguments, pairs),
                 duration=arguments.duration,
                 round_trip_timeout=arguments.round_trip_timeout,
-                connect_timeout=30 + 0.1 * pairs,
+                connect_timeout=30 + 0.25 * pairs,
                 connect_concurrency=arguments.connect_concurrency,
                 on_window=on_window,
             )
@@ -446,7 +441,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=3, help="Load generator processes (pairs are split).")
     parser.add_argument("--round-trip-timeout", type=float, default=10.0)
     parser.add_argument("--connect-concurrency", type=int, default=16, help="Connections opened at once per process.")
-    parser.add_argument("--max-minutes", type=float, default=14.0, help="Start no new point after this.")
+    parser.add_argument("--max-minutes", type=float, default=30.0, help="Start no new point after this.")
     parser.add_argument("--quick", action="store_true", help="Smoke check: P=50, 3 s measured, 1 s warm-up.")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     parser.add_argument(
