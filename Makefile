@@ -41,7 +41,7 @@ run: migrate
 	@$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & worker=$$!; \
 	$(BIN)/celery -A config beat --loglevel=INFO & beat=$$!; \
 	trap 'kill $$worker $$beat 2>/dev/null; wait' EXIT INT TERM; \
-	$(BIN)/python -m config.serve --host $(HOST) --port $(PORT)
+	WEBSOCKET_PUBLIC_URL=$${WEBSOCKET_PUBLIC_URL:-ws://$(HOST):$(PORT)/ws/} $(BIN)/python -m config.serve --host $(HOST) --port $(PORT)
 
 ## test: install what the suite needs and run all of it.
 test: install
