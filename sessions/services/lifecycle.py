@@ -25,6 +25,11 @@ LAPSED_REASON = "Not confirmed before its scheduled start."
 _EVENT_FIELDS = ("id", "doctor", "patient", "status", "payment_status", "scheduled_start")
 
 
+def _refund_requested_if_paid(now: datetime) -> Case:
+    """``refund_requested_at`` for a session cancelled now: now if it was paid, else unchanged."""
+    return Case(When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at"))
+
+
 @transaction.atomic
 def session_confirm(*, session: Session, user: User, now: datetime | None = None) -> Session:
     """The session's doctor (or staff) accepts a requested session."""
@@ -59,9 +64,7 @@ def session_cancel(*, session: Session, user: User, reason: str = "", now: datet
         cancelled_by=user,
         cancelled_at=now,
         cancellation_reason=reason,
-        refund_requested_at=Case(
-            When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at")
-        ),
+        refund_requested_at=_refund_requested_if_paid(now),
     )
     notify_participants(session, "session.cancelled")
     return session
@@ -200,8 +203,6 @@ def session_lapse_sweep(*, now: datetime | None = None) -> int:
         cancelled_at=now,
         cancelled_by=None,
         cancellation_reason=LAPSED_REASON,
-        refund_requested_at=Case(
-            When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at")
-        ),
+        refund_requested_at=_refund_requested_if_paid(now),
         updated_at=now,
     )

@@ -42,11 +42,17 @@ def _offer(call, to, number: int, **extra) -> dict:
     }
 
 
-async def test_signals_between_connected_participants_skip_the_asgi_queue(call, doctor, patient, through_asgi):
+async def _both_in_call(call, doctor, patient):
+    """Doctor and patient joined over sockets, with one offer relayed: the routes are cached."""
     doctor_socket, _ = await _in_call(doctor, call)
     patient_socket, _ = await _in_call(patient, call)
     await doctor_socket.send_json_to(_offer(call, patient, 0))
-    assert (await next_event(patient_socket))["type"] == "signal.offer"  # the routes are cached now
+    assert (await next_event(patient_socket))["type"] == "signal.offer"
+    return doctor_socket, patient_socket
+
+
+async def test_signals_between_connected_participants_skip_the_asgi_queue(call, doctor, patient, through_asgi):
+    doctor_socket, patient_socket = await _both_in_call(call, doctor, patient)
     through_asgi.clear()
 
     for number in range(1, 21):
@@ -79,10 +85,7 @@ async def test_a_signal_sent_right_behind_a_join_waits_for_the_join(call, doctor
 
 
 async def test_a_request_id_is_acknowledged_after_the_relay(call, doctor, patient, through_asgi):
-    doctor_socket, _ = await _in_call(doctor, call)
-    patient_socket, _ = await _in_call(patient, call)
-    await doctor_socket.send_json_to(_offer(call, patient, 0))
-    await next_event(patient_socket)
+    doctor_socket, patient_socket = await _both_in_call(call, doctor, patient)
     through_asgi.clear()
 
     ack = await request(doctor_socket, _offer(call, patient, 1, id="o-1"))
@@ -95,10 +98,7 @@ async def test_a_request_id_is_acknowledged_after_the_relay(call, doctor, patien
 
 
 async def test_refusals_on_the_direct_path_carry_the_request_id(call, doctor, patient, outsider, through_asgi):
-    doctor_socket, _ = await _in_call(doctor, call)
-    patient_socket, _ = await _in_call(patient, call)
-    await doctor_socket.send_json_to(_offer(call, patient, 0))
-    await next_event(patient_socket)
+    doctor_socket, patient_socket = await _both_in_call(call, doctor, patient)
     through_asgi.clear()
 
     to_outsider = await request(doctor_socket, _offer(call, outsider, 1, id="x"))
@@ -119,10 +119,7 @@ async def test_refusals_on_the_direct_path_carry_the_request_id(call, doctor, pa
 async def test_the_rate_limit_holds_on_the_direct_path(call, doctor, patient, settings):
     settings.REALTIME_RATE_BURST = 4  # the join and the first offer take two
     settings.REALTIME_RATE_PER_SECOND = 0.001
-    doctor_socket, _ = await _in_call(doctor, call)
-    patient_socket, _ = await _in_call(patient, call)
-    await doctor_socket.send_json_to(_offer(call, patient, 0))
-    await next_event(patient_socket)
+    doctor_socket, patient_socket = await _both_in_call(call, doctor, patient)
 
     replies = [await request(doctor_socket, _offer(call, patient, number, id=str(number))) for number in (1, 2, 3)]
 
@@ -137,10 +134,7 @@ async def test_the_rate_limit_holds_on_the_direct_path(call, doctor, patient, se
 async def test_routes_past_their_lifetime_still_relay_while_they_are_read_again(call, doctor, patient, through_asgi):
     from video_calls import consumers as call_consumers
 
-    doctor_socket, _ = await _in_call(doctor, call)
-    patient_socket, _ = await _in_call(patient, call)
-    await doctor_socket.send_json_to(_offer(call, patient, 0))
-    await next_event(patient_socket)
+    doctor_socket, patient_socket = await _both_in_call(call, doctor, patient)
     _, routes = call_consumers._ROUTES[str(call.pk)]
     call_consumers._ROUTES[str(call.pk)] = (0.0, routes)  # expired long ago
     through_asgi.clear()
