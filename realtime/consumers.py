@@ -230,7 +230,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
             return
         if result is not None or envelope.id is not None:
-            await self.send(text_data=protocol.encode("ack", {"type": envelope.type, **(result or {})}, envelope.id))
+            await self.send(text_data=protocol.encode_ack(envelope.type, result, envelope.id))
 
     def receive_direct(self, text: str) -> bool:
         """A text frame offered by the server before it queues it for ASGI (realtime/direct.py).
@@ -271,12 +271,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if not self.bucket.take():
             outcome = protocol.RateLimited()
         if isinstance(outcome, ApplicationError):
-            self.direct.send_text(protocol.encode("error", protocol.error_data(outcome), envelope.id))
+            self.direct.send_text(protocol.encode_error(outcome, envelope.id))
             return True
         for peer in outcome:
             peer.send_text(relayed)
         if envelope.id is not None:
-            self.direct.send_text(protocol.encode("ack", {"type": envelope.type}, envelope.id))
+            self.direct.send_text(protocol.encode_ack(envelope.type, None, envelope.id))
         return True
 
     # --- To the client ----------------------------------------------------------------------
@@ -285,7 +285,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode(event_type, data, request_id))
 
     async def send_error(self, error: ApplicationError, request_id: str | None) -> None:
-        await self.send(text_data=protocol.encode("error", protocol.error_data(error), request_id))
+        await self.send(text_data=protocol.encode_error(error, request_id))
 
     async def domain_event(self, message: dict) -> None:
         """An event from core.events, sent to a group this connection is in. Event hooks see it

@@ -87,3 +87,13 @@ def encode(event_type: str, data: dict[str, Any], request_id: str | None = None)
 
 def error_data(error: ApplicationError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "details": error.details}
+
+
+def encode_ack(request_type: str, result: dict[str, Any] | None, request_id: str | None) -> str:
+    """The reply to a request that succeeded."""
+    return encode("ack", {"type": request_type, **(result or {})}, request_id)
+
+
+def encode_error(error: ApplicationError, request_id: str | None) -> str:
+    """The reply to a request that failed."""
+    return encode("error", error_data(error), request_id)

@@ -12,10 +12,12 @@ Targets:
 
 - ``raw``: bench/signaling/raw_relay.py, Python ``websockets`` (the Python ceiling);
 - ``socketio``: bench/signaling/node/relay.js, Node socket.io (needs ``npm ci`` there first);
-- ``daphne`` and ``uvicorn``: our ASGI application (``config.asgi:application``), the full
+- ``uvicorn`` and ``daphne``: our ASGI application (``config.asgi:application``), the full
   stack — ticket authentication, origin check, participant checks, envelope validation — on
   each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
-  is) or ``memory`` (no ``REDIS_URL``).
+  is) or ``memory`` (no ``REDIS_URL``). ``uvicorn`` is the production command
+  (``python -m config.serve``, with the direct path of realtime/direct.py); ``daphne`` serves
+  the same application on the ordinary ASGI path.
 
 Everything is bounded: each point has connect, run, drain and stop deadlines, and the whole run
 stops starting new points after ``--max-minutes``. Load goes to 127.0.0.1 only.
