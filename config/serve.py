@@ -22,6 +22,9 @@ SERVER_OPTIONS = {
     "loop": "uvloop",
     "http": "httptools",
     "ws_per_message_deflate": False,
+    # websockets refuses larger frames (1009) before buffering them; the application's own,
+    # smaller limit (REALTIME_MAX_FRAME_BYTES, also 1009) applies below this.
+    "ws_max_size": 1 << 20,
     "lifespan": "off",
     "server_header": False,
 }

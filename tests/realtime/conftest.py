@@ -16,13 +16,19 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from config.asgi import application
-from realtime.direct import DirectTextWebSocketProtocol
+from config.serve import SERVER_OPTIONS
 from realtime.tickets import ticket_issue
 
 ORIGIN = (b"origin", b"http://localhost:3000")
 
 # ws://127.0.0.1:<port> of the server started by the ``served`` fixture, while it runs.
 _served_url: str | None = None
+
+
+def served_url() -> str:
+    """ws://127.0.0.1:<port> of the server the ``served`` fixture runs."""
+    assert _served_url is not None, "use the served fixture"
+    return _served_url
 
 
 class ServedSocket:
@@ -64,15 +70,8 @@ async def served():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        application,
-        host="127.0.0.1",
-        port=port,
-        ws=DirectTextWebSocketProtocol,
-        ws_per_message_deflate=False,
-        lifespan="off",
-        log_level="warning",
-    )
+    options = {name: value for name, value in SERVER_OPTIONS.items() if name != "loop"}  # the test's loop
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", **options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):
