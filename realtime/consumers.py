@@ -125,6 +125,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_AUTH_FAILED)
             return
         self.user_id = str(self.user.pk)
+        self.max_frame_bytes = settings.REALTIME_MAX_FRAME_BYTES
         self.groups_joined: set[str] = set()
         self.calls: set[str] = set()  # calls joined over this connection
         self.recent_event_ids: deque[str] = deque(maxlen=256)
@@ -184,7 +185,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _receive(self, text_data: str | None, bytes_data: bytes | None) -> None:
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
-        if size > settings.REALTIME_MAX_FRAME_BYTES:
+        if size > self.max_frame_bytes:
             await self.close(code=protocol.CLOSE_MESSAGE_TOO_BIG)
             return
         if text_data is None:
@@ -242,7 +243,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         limit, ``ack`` and ``error`` replies.
         """
         # Four bytes per character at most: under this, the frame is within the size limit.
-        if self.handling or len(text) * 4 > settings.REALTIME_MAX_FRAME_BYTES:
+        if self.handling or len(text) * 4 > self.max_frame_bytes:
             return False
         try:
             envelope = protocol.parse_envelope(text)

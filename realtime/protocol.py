@@ -57,14 +57,15 @@ def parse_envelope(text: str) -> Envelope:
     if not isinstance(message, dict):
         raise MalformedMessage()
     request_id = message.get("id")
-    if request_id is not None and (not isinstance(request_id, str | int) or len(str(request_id)) > 64):
-        raise MalformedMessage("The id must be a string of at most 64 characters.")
-    request_id = None if request_id is None else str(request_id)
+    if request_id is not None:
+        if not isinstance(request_id, (str, int)) or len(str(request_id)) > 64:
+            raise MalformedMessage("The id must be a string of at most 64 characters.")
+        request_id = str(request_id)
     event_type = message.get("type")
     data = message.get("data", {})
     if not isinstance(event_type, str) or not event_type or not isinstance(data, dict):
         raise MalformedMessage()
-    return Envelope(type=event_type, data=data, id=request_id)
+    return Envelope(event_type, data, request_id)
 
 
 def request_id_of(text: str) -> str | None:

@@ -267,7 +267,7 @@ def _signal(event_type: str, payload_of: Callable[[dict], dict[str, Any]]):
         call_id, to = _uuid(data, "call_id"), _uuid(data, "to")
         sender = connection.user_id
         payload = {"call_id": call_id, "from": sender, **payload_of(data)}
-        return _Signal(call_id=call_id, to=to, sender=sender, text=protocol.encode(event_type, payload))
+        return _Signal(call_id, to, sender, protocol.encode(event_type, payload))
 
     def direct(connection, data: dict) -> tuple[list[str], str] | None:
         signal = parse(connection, data)
