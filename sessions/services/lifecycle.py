@@ -11,10 +11,15 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import User
-from core.exceptions import InvalidInput, NotFound, PermissionDenied
+from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
 from sessions.services.booking import RESCHEDULABLE, ensure_participant_or_staff, ensure_patient_notice
-from sessions.services.common import INVALID_SESSION_STATE, conditional_update, notify_participants
+from sessions.services.common import (
+    INVALID_SESSION_STATE,
+    REQUEST_LAPSED,
+    conditional_update,
+    notify_participants,
+)
 
 # One sweep run changes at most this many sessions; the next run picks up the rest.
 SWEEP_BATCH = 500
@@ -32,17 +37,26 @@ def _refund_requested_if_paid(now: datetime) -> Case:
 
 @transaction.atomic
 def session_confirm(*, session: Session, user: User, now: datetime | None = None) -> Session:
-    """The session's doctor (or staff) accepts a requested session."""
+    """The session's doctor (or staff) accepts a requested session, before its start: a request
+    nobody confirmed by then has lapsed (the lapse sweep cancels it), so confirming it late would
+    put a session in the past on both calendars."""
+    now = now or timezone.now()
     ensure_participant_or_staff(session=session, user=user)
     if not (user.pk == session.doctor_id or user.is_clinic_staff):
         raise PermissionDenied("Only the session's doctor or clinic staff can confirm it.")
+    if session.status == SessionStatus.REQUESTED and session.scheduled_start <= now:
+        raise Conflict(
+            "This request was not confirmed before its start and has lapsed; book a new session.",
+            code=REQUEST_LAPSED,
+            details={"status": session.status, "payment_status": session.payment_status},
+        )
     session = conditional_update(
-        Session.objects.filter(status=SessionStatus.REQUESTED),
+        Session.objects.filter(status=SessionStatus.REQUESTED, scheduled_start__gt=now),
         session=session,
         code=INVALID_SESSION_STATE,
         message="Only a requested session can be confirmed.",
         status=SessionStatus.CONFIRMED,
-        confirmed_at=now or timezone.now(),
+        confirmed_at=now,
     )
     notify_participants(session, "session.confirmed")
     return session

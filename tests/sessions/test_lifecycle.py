@@ -89,6 +89,25 @@ def test_a_stale_copy_cannot_confirm_a_cancelled_session(doctor, session):
     assert Session.objects.get(pk=session.pk).status == SessionStatus.CANCELLED
 
 
+def test_a_request_past_its_start_cannot_be_confirmed():
+    """It has lapsed: the lapse sweep cancels it, and until it runs confirming is refused."""
+    late = SessionFactory(scheduled_start=NOW - timedelta(minutes=1))
+
+    response = client_for(late.doctor).post(url(late, "confirm"))
+
+    error = assert_error(response, 409, "REQUEST_LAPSED")
+    assert error["details"]["status"] == "requested"
+    assert Session.objects.get(pk=late.pk).status == SessionStatus.REQUESTED
+
+
+def test_a_request_can_be_confirmed_until_just_before_its_start(doctor, session):
+    confirmed = services.session_confirm(
+        session=session, user=doctor, now=session.scheduled_start - timedelta(microseconds=1)
+    )
+
+    assert confirmed.status == SessionStatus.CONFIRMED
+
+
 # --- Cancel --------------------------------------------------------------------------------------
 
 
@@ -482,9 +501,9 @@ def test_a_lapsed_request_frees_both_calendars(doctor, patient, django_capture_o
 
 
 def test_a_request_confirmed_before_the_sweep_is_left_alone(django_capture_on_commit_callbacks):
-    # given a request whose start passed, that its doctor confirms just before the sweep runs
+    # given a request its doctor confirmed shortly before its start, which has now passed
     late = SessionFactory(scheduled_start=NOW - timedelta(minutes=1))
-    assert client_for(late.doctor).post(url(late, "confirm")).status_code == 200
+    services.session_confirm(session=late, user=late.doctor, now=NOW - timedelta(minutes=2))
 
     # when the sweep runs
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
