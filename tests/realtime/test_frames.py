@@ -5,6 +5,7 @@ included, with websockets' sans-I/O client."""
 
 import asyncio
 import json
+import random
 from urllib.parse import urlsplit
 
 import pytest
@@ -220,4 +221,35 @@ async def test_a_close_from_the_client_is_echoed_and_later_frames_are_ignored(pa
 
     assert await client.close_code() == 1000
     assert not [frame for frame in client.pending if frame.opcode is Opcode.TEXT]
+    client.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_mixed_stream_cut_at_random_points_is_read_as_sent(patient, seed):
+    """Whole and fragmented texts with pings in between, written in random pieces: every text
+    is answered in order and every ping once, however the bytes arrive."""
+    rng = random.Random(seed)
+    stream, pings = b"", []
+    for number in range(25):
+        message = heartbeat(str(number), pad=rng.choice([0, 200, 3000]))
+        if rng.random() < 0.3:
+            cut = rng.randrange(1, len(message))
+            stream += masked(Opcode.TEXT, message[:cut], fin=False) + masked(Opcode.CONT, message[cut:])
+        else:
+            stream += masked(Opcode.TEXT, message)
+        if rng.random() < 0.3:
+            pings.append(f"ping {number}".encode())
+            stream += masked(Opcode.PING, pings[-1])
+    client = await RawClient.open(patient)
+
+    offset = 0
+    while offset < len(stream):
+        size = rng.randint(1, 400)
+        await client.write(stream[offset : offset + size])
+        offset += size
+    frames = [await client.next_frame() for _ in range(25 + len(pings))]
+
+    acks = [ack_id(frame.data.decode()) for frame in frames if frame.opcode is Opcode.TEXT]
+    assert acks == [str(number) for number in range(25)]
+    assert [frame.data for frame in frames if frame.opcode is Opcode.PONG] == pings
     client.close()
