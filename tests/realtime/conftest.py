@@ -7,19 +7,44 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 
 import pytest
 import pytest_asyncio
 import uvicorn
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from config.asgi import application
 from config.serve import SERVER_OPTIONS
+from core.events import _database_executor
 from realtime.tickets import ticket_issue
 
 ORIGIN = (b"origin", b"http://localhost:3000")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_threads_give_back_connections(django_db_setup):
+    """Channels' communicator turns ``close_old_connections`` into a no-op while it runs
+    (channels/testing/application.py), so on PostgreSQL the threads that ran consumers' database
+    work (core.events ``database_call``) keep their pooled connections after the tests, and the
+    test database could not be dropped at the end. Close them in every such thread."""
+    yield
+    if _database_executor.cache_info().currsize == 0:
+        return
+    executor = _database_executor()
+    workers = executor._max_workers
+    everyone_busy = threading.Barrier(workers)  # so that each task runs on a thread of its own
+
+    def close_connections() -> None:
+        everyone_busy.wait(timeout=10)
+        connections.close_all()
+
+    for task in [executor.submit(close_connections) for _ in range(workers)]:
+        task.result(timeout=20)
+
 
 # ws://127.0.0.1:<port> of the server started by the ``served`` fixture, while it runs.
 _served_url: str | None = None
