@@ -58,6 +58,7 @@ def parse_envelope(text: str) -> Envelope:
         raise MalformedMessage()
     request_id = message.get("id")
     if request_id is not None:
+        # A tuple, not ``str | int``: the union is built anew on every call (per message).
         if not isinstance(request_id, (str, int)) or len(str(request_id)) > 64:
             raise MalformedMessage("The id must be a string of at most 64 characters.")
         request_id = str(request_id)
