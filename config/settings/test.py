@@ -1,8 +1,31 @@
 """Test settings: the same code paths as production, with the embedded defaults unless
-``DATABASE_URL`` / ``REDIS_URL`` point at real services (CI's second run)."""
+``DATABASE_URL`` / ``REDIS_URL`` point at real services (CI's second run).
 
-from config.settings.base import *  # noqa: F403
+As the suite gets a ``test_...`` copy of the PostgreSQL database, it gets a Redis database of
+its own on the ``REDIS_URL`` server: ``REDIS_TEST_DB`` (default 15), which it flushes. A
+developer's Redis data in the database ``REDIS_URL`` names is left alone.
+"""
+
+import os
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from config.settings.env import env
+
+
+def _test_redis_url(url: str, database: int) -> str:
+    """``url`` with its database replaced: the path of redis:// and rediss://, ``?db=`` of unix://."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        address, _, query = url.partition("?")
+        return f"{address}?{urlencode({**dict(parse_qsl(query)), 'db': database})}"
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+if env.str("REDIS_URL", default=""):
+    # Before the settings below read it: the cache, the channel layer and Celery all follow.
+    os.environ["REDIS_URL"] = _test_redis_url(env.str("REDIS_URL"), env.int("REDIS_TEST_DB", default=15))
+
+from config.settings.base import *  # noqa: E402, F403
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-with-enough-length-and-variety-0123456789abcdef"
