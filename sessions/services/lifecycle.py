@@ -30,9 +30,18 @@ LAPSED_REASON = "Not confirmed before its scheduled start."
 _EVENT_FIELDS = ("id", "doctor", "patient", "status", "payment_status", "scheduled_start")
 
 
-def _refund_requested_if_paid(now: datetime) -> Case:
-    """``refund_requested_at`` for a session cancelled now: now if it was paid, else unchanged."""
-    return Case(When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at"))
+def _cancellation(*, now: datetime, by: User | None, reason: str) -> dict[str, Any]:
+    """What every cancellation writes, by a person or (``by`` None) by the lapse sweep; a paid
+    session is marked for refund now."""
+    return {
+        "status": SessionStatus.CANCELLED,
+        "cancelled_by": by,
+        "cancelled_at": now,
+        "cancellation_reason": reason,
+        "refund_requested_at": Case(
+            When(payment_status=PaymentStatus.PAID, then=Value(now)), default=F("refund_requested_at")
+        ),
+    }
 
 
 @transaction.atomic
@@ -74,11 +83,7 @@ def session_cancel(*, session: Session, user: User, reason: str = "", now: datet
         session=session,
         code=INVALID_SESSION_STATE,
         message="Only requested or confirmed sessions can be cancelled.",
-        status=SessionStatus.CANCELLED,
-        cancelled_by=user,
-        cancelled_at=now,
-        cancellation_reason=reason,
-        refund_requested_at=_refund_requested_if_paid(now),
+        **_cancellation(now=now, by=user, reason=reason),
     )
     notify_participants(session, "session.cancelled")
     return session
@@ -213,10 +218,6 @@ def session_lapse_sweep(*, now: datetime | None = None) -> int:
     return _sweep(
         due,
         event_type="session.cancelled",
-        status=SessionStatus.CANCELLED,
-        cancelled_at=now,
-        cancelled_by=None,
-        cancellation_reason=LAPSED_REASON,
-        refund_requested_at=_refund_requested_if_paid(now),
         updated_at=now,
+        **_cancellation(now=now, by=None, reason=LAPSED_REASON),
     )
