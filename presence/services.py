@@ -44,11 +44,12 @@ def presence_payload(presence: UserPresence) -> dict:
     }
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of its caller's transaction: no savepoint round trips
 def presence_refresh(*, user: User) -> UserPresence:
     """Recompute what others see of ``user`` and tell them if it changed. Called after any
     change that may affect it: connections, chosen status, joining or leaving a call."""
     presence, _ = UserPresence.objects.select_for_update().get_or_create(user=user)
+    presence.user = user  # already at hand: _announce needs it
     status = _derive_status(user, presence.chosen_status)
     if status != presence.status:
         presence.status = status
@@ -78,10 +79,10 @@ def presence_refresh_on_commit(*, user_id) -> None:
 
 @transaction.atomic
 def presence_connection_open(*, user: User, channel_name: str) -> UserPresence:
+    """Count a new connection (its channel name is new: the channel layer makes one per
+    connection). Every process's connections are rows, so presence holds across processes."""
     now = timezone.now()
-    PresenceConnection.objects.update_or_create(
-        channel_name=channel_name, defaults={"user": user, "opened_at": now, "last_heartbeat_at": now}
-    )
+    PresenceConnection.objects.create(user=user, channel_name=channel_name, opened_at=now, last_heartbeat_at=now)
     return presence_refresh(user=user)
 
 

@@ -26,7 +26,7 @@ from presence.services import presence_connection_enter_call, presence_connectio
 from realtime import protocol
 from realtime.registry import handles, on_disconnect, on_event
 from video_calls.models import ParticipantStatus
-from video_calls.selectors.calls import call_get_for_user
+from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.routes import call_routes
 from video_calls.serializers import MediaUpdateSerializer, join_payload
 from video_calls.services.media import media_update
@@ -68,8 +68,7 @@ def _join(*, user, call_id: UUID, passcode: str, channel_name: str) -> tuple[dic
     result = call_join(call=call, user=user, passcode=passcode)
     if result.participant.status == ParticipantStatus.JOINED:
         presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
-    call.refresh_from_db()
-    return join_payload(result, call), call_routes(call_id=call.pk)
+    return join_payload(result, call_with_participants(call_id=call.pk)), call_routes(call_id=call.pk)
 
 
 @handles("call.join", serializer=CallJoinSocketSerializer)

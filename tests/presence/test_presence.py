@@ -6,7 +6,7 @@ import time_machine
 from channels.db import database_sync_to_async
 
 from presence.models import PresenceConnection, PresenceStatus, UserPresence
-from presence.services import presence_connection_open, presence_sweep
+from presence.services import presence_connection_close, presence_connection_open, presence_sweep
 from sessions.models import Session
 from tests.assertions import assert_error
 from tests.factories import DoctorFactory
@@ -236,3 +236,18 @@ def test_sweep_tells_the_patients_doctor_they_went_offline(
     assert event_types(events) == ["presence.updated"]
     assert events[0]["data"]["user_id"] == str(patient.pk)
     assert events[0]["data"]["status"] == "offline"
+
+
+@pytest.mark.django_db
+def test_opening_a_connection_is_a_fixed_handful_of_queries(doctor, patient, django_assert_num_queries):
+    """Every socket that connects does this, all at once on the hour."""
+    book(doctor, patient)
+    presence_connection_open(user=patient, channel_name="earlier")
+    presence_connection_close(user=patient, channel_name="earlier")
+
+    # savepoint; insert; the presence row, locked; any connection? in a call?; the new status;
+    # the care relations to tell; release
+    with django_assert_num_queries(8):
+        presence_connection_open(user=patient, channel_name="now")
+
+    assert status_of(patient) == PresenceStatus.ONLINE

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from core.pagination import PageNumberPagination
 from core.validation import validated
 from video_calls.models import Call
-from video_calls.selectors.calls import call_get_for_user
+from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.rooms import participant_list_for_call, waiting_queue_for_user, waiting_status_for_user
 from video_calls.serializers import (
     CallDeclineSerializer,
@@ -48,15 +48,13 @@ def _call_for(request: Request, call_id: UUID) -> Call:
 
 
 def _call_body(call: Call) -> dict:
-    """The call as stored after the action, with its participants in one extra query."""
-    fresh = Call.objects.prefetch_related("participants__user").get(pk=call.pk)
-    return CallSerializer(fresh).data
+    """The call as stored after the action."""
+    return CallSerializer(call_with_participants(call_id=call.pk)).data
 
 
 def _join_response(result: JoinResult) -> Response:
-    fresh = Call.objects.prefetch_related("participants__user").get(pk=result.call.pk)
     code = status.HTTP_202_ACCEPTED if result.credentials is None else status.HTTP_200_OK
-    return Response(join_payload(result, fresh), status=code)
+    return Response(join_payload(result, call_with_participants(call_id=result.call.pk)), status=code)
 
 
 class IceServersApi(APIView):

@@ -3,7 +3,7 @@
 Every call lookup starts from ``call_list_for_user``, so a guessed id answers 404.
 """
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.models import User
 from core.exceptions import NotFound
@@ -23,3 +23,11 @@ def call_get_for_user(*, user: User, call_id) -> Call:
     if call is None:
         raise NotFound("Call not found.", code="CALL_NOT_FOUND")
     return call
+
+
+def call_with_participants(*, call_id) -> Call:
+    """The call as stored now, with its participants and their users in one more query however
+    many take part: what every reply carrying the participant list serializes (REST's call and
+    join answers, the socket's join)."""
+    participants = CallParticipant.objects.select_related("user")
+    return Call.objects.prefetch_related(Prefetch("participants", queryset=participants)).get(pk=call_id)
