@@ -25,9 +25,12 @@ def call_get_for_user(*, user: User, call_id) -> Call:
     return call
 
 
+def participants_with_users() -> Prefetch:
+    """A call's participants with their users, in one query however many take part."""
+    return Prefetch("participants", queryset=CallParticipant.objects.select_related("user").order_by("id"))
+
+
 def call_with_participants(*, call_id) -> Call:
-    """The call as stored now, with its participants and their users in one more query however
-    many take part: what every reply carrying the participant list serializes (REST's call and
-    join answers, the socket's join)."""
-    participants = CallParticipant.objects.select_related("user")
-    return Call.objects.prefetch_related(Prefetch("participants", queryset=participants)).get(pk=call_id)
+    """The call as stored now, with its participants: what every reply carrying the participant
+    list serializes (REST's call and join answers, the socket's join)."""
+    return Call.objects.prefetch_related(participants_with_users()).get(pk=call_id)

@@ -45,7 +45,7 @@ from video_calls.models import (
     CallStatus,
     QualityGrade,
 )
-from video_calls.selectors.calls import call_list_for_user
+from video_calls.selectors.calls import call_list_for_user, participants_with_users
 from video_calls.services.quality import quality_assess
 
 # Worst last: the highest rank among a participant's samples is their worst grade.
@@ -104,10 +104,6 @@ def call_quality_assessment(call: Call) -> str | None:
         packet_loss_percent=call.worst_avg_packet_loss_percent,
         jitter_ms=call.worst_avg_jitter_ms,
     )
-
-
-def _participants_with_users() -> Prefetch:
-    return Prefetch("participants", queryset=CallParticipant.objects.select_related("user").order_by("id"))
 
 
 class CallHistoryFilterForm(forms.Form):
@@ -177,7 +173,7 @@ def call_history_list(*, user: User) -> QuerySet[Call]:
     calls = (
         call_list_for_user(user=user)
         .select_related("initiated_by")
-        .prefetch_related(_participants_with_users())
+        .prefetch_related(participants_with_users())
         .order_by("-created_at", "-id")
     )
     return _with_quality_figures(calls)
@@ -281,7 +277,7 @@ def call_history_get(*, user: User, call_id: Any) -> Call:
         _with_quality_figures(call_list_for_user(user=user))
         .select_related("initiated_by", "host", "ended_by")
         .prefetch_related(
-            _participants_with_users(),
+            participants_with_users(),
             Prefetch("events", queryset=CallEvent.objects.select_related("actor", "subject").order_by("at", "id")),
         )
         .filter(pk=call_id)
