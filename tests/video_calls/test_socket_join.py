@@ -6,20 +6,17 @@ from django.utils import timezone
 
 from presence.models import PresenceConnection
 from tests.factories import PatientFactory
-from tests.sessions.factories import SessionFactory
+from tests.realtime.test_signaling import _ongoing_call
 from tests.video_calls.factories import CallParticipantFactory
 from video_calls.consumers import _join
 from video_calls.models import ParticipantRole
-from video_calls.services.adhoc import call_accept, call_initiate
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("guests", [0, 4])
 def test_joining_costs_the_same_queries_however_big_the_call(doctor, patient, guests, django_assert_num_queries):
-    SessionFactory(doctor=doctor, patient=patient)
-    call = call_initiate(caller=doctor, callee_id=patient.pk)
-    call_accept(call=call, user=patient)
+    call = _ongoing_call(doctor, patient)
     for _ in range(guests):
         CallParticipantFactory(call=call, user=PatientFactory(), role=ParticipantRole.GUEST)
     now = timezone.now()
