@@ -77,7 +77,9 @@ class SessionDetailApi(_SessionApi):
 class SessionConfirmApi(_SessionApi):
     @extend_schema(tags=TAGS, request=None, responses={200: SessionSerializer, 409: None})
     def post(self, request: Request, session_id) -> Response:
-        """The session's doctor or staff confirm a requested session."""
+        """The session's doctor or staff confirm a requested session, before its start. 409
+        ``INVALID_SESSION_STATE`` if it is not requested; 409 ``REQUEST_LAPSED`` once its start
+        has passed (the lapse sweep cancels it)."""
         session = services.session_confirm(session=self.session(request, session_id), user=request.user)
         return Response(SessionSerializer(session).data)
 
