@@ -7,7 +7,6 @@ docs/payments.md.
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound, PermissionDenied
+from core.parsers import json_loads_limited
 from sessions.models import Payment, PaymentKind, PaymentSource, PaymentStatus, Session, SessionStatus
 from sessions.services.booking import ensure_participant_or_staff
 from sessions.services.common import (
@@ -168,7 +168,7 @@ def webhook_verify(*, raw_body: bytes, signature_header: str, now: datetime | No
 
 def webhook_parse(raw_body: bytes) -> Any:
     try:
-        return json.loads(raw_body)
+        return json_loads_limited(raw_body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApplicationError("The body is not valid JSON.", code="MALFORMED_REQUEST") from exc
 

@@ -1,0 +1,97 @@
+"""Deeply nested JSON is a malformed request (400), never a crash, on every JSON endpoint and on
+the WebSocket."""
+
+import pytest
+
+from core.parsers import json_loads_limited
+from realtime.protocol import MalformedMessage, parse_envelope
+from tests.assertions import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_anonymous_login_with_very_deep_json_is_malformed_request(anon_client):
+    response = anon_client.post("/api/v1/auth/login/", nested(100_000), content_type="application/json")
+
+    assert_error(response, 400, "MALFORMED_REQUEST")
+
+
+def test_signed_in_endpoint_with_very_deep_json_is_malformed_request(patient_client):
+    body = '{"status": ' + nested(50_000) + "}"
+
+    response = patient_client.put("/api/v1/presence/me/", body, content_type="application/json")
+
+    assert_error(response, 400, "MALFORMED_REQUEST")
+
+
+def test_json_just_past_the_depth_limit_is_malformed_request(anon_client, settings):
+    settings.MAX_JSON_DEPTH = 8
+    body = '{"email": ' + nested(8) + ', "password": "x"}'  # the object itself is the ninth level
+
+    response = anon_client.post("/api/v1/auth/login/", body, content_type="application/json")
+
+    error = assert_error(response, 400, "MALFORMED_REQUEST")
+    assert "8" in error["message"]
+
+
+def test_json_at_the_depth_limit_reaches_validation(anon_client, settings):
+    settings.MAX_JSON_DEPTH = 8
+    body = '{"email": ' + nested(7) + ', "password": "x"}'
+
+    response = anon_client.post("/api/v1/auth/login/", body, content_type="application/json")
+
+    assert_error(response, 400, "VALIDATION_ERROR")
+
+
+def test_loads_limited_refuses_deep_documents_with_value_error(settings):
+    settings.MAX_JSON_DEPTH = 3
+
+    assert json_loads_limited('{"a": [[1]]}') == {"a": [[1]]}
+    with pytest.raises(ValueError):
+        json_loads_limited('{"a": [[[1]]]}')
+    with pytest.raises(ValueError):
+        json_loads_limited(nested(100_000))
+
+
+def test_websocket_envelope_parser_refuses_deep_json_as_malformed_message():
+    with pytest.raises(MalformedMessage):
+        parse_envelope('{"type": "presence.heartbeat", "data": {"x": ' + nested(100_000) + "}}")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_deep_json_on_the_socket_answers_a_malformed_message_error_event(patient):
+    from tests.realtime.conftest import open_socket, receive
+
+    communicator = await open_socket(patient)
+    await communicator.send_to(text_data='{"id": "r1", "type": "presence.heartbeat", "data": ' + nested(5000) + "}")
+
+    reply = await receive(communicator)
+
+    assert reply["type"] == "error"
+    assert reply["data"]["code"] == "MALFORMED_MESSAGE"
+    await communicator.disconnect()
+
+
+def test_signed_payment_webhook_with_very_deep_json_is_malformed_request(anon_client, settings):
+    import time
+
+    from sessions.services.payments import webhook_signature
+
+    settings.PAYMENT_WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
+    body = nested(100_000).encode()
+    timestamp = int(time.time())
+    signature = webhook_signature(secret=settings.PAYMENT_WEBHOOK_SECRET, timestamp=timestamp, raw_body=body)
+
+    response = anon_client.post(
+        "/api/v1/payments/webhook/",
+        body,
+        content_type="application/json",
+        HTTP_X_PAYMENT_SIGNATURE=f"t={timestamp},v1={signature}",
+    )
+
+    assert_error(response, 400, "MALFORMED_REQUEST")
