@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install migrate lint schema clean bench-history bench-signaling
+.PHONY: run test test-clock-ahead install migrate lint schema clean bench-history bench-signaling
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ run: migrate
 ## test: install what the suite needs and run all of it.
 test: install
 	$(BIN)/python -m pytest
+
+## test-clock-ahead: the suite with every process's clock a year ahead, so date bombs go off now.
+CLOCK_AHEAD_DAYS ?= 365
+test-clock-ahead: install
+	CLOCK_AHEAD_DAYS=$(CLOCK_AHEAD_DAYS) PYTHONPATH=$(CURDIR)/tests/clock_ahead $(BIN)/python -m pytest
 
 ## bench-history: time the call-history endpoint over 10,000 calls (a benchmark, not a test).
 bench-history: $(BASE_STAMP)

@@ -3,6 +3,8 @@ in as each with real tokens, and the rule that service-marked tests fail, not sk
 services run."""
 
 import os
+import subprocess
+import time
 
 import pytest
 from django.conf import settings
@@ -14,6 +16,19 @@ from accounts.tokens import token_pair_for
 from tests.factories import DoctorFactory, PatientFactory, StaffFactory
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``CLOCK_AHEAD_DAYS`` set, the clock must really be ahead (tests/clock_ahead/): a run
+    that silently used today's date would hide the date bombs it exists to find."""
+    days = os.environ.get("CLOCK_AHEAD_DAYS")
+    if not days:
+        return
+    real_now = int(subprocess.run(["date", "+%s"], capture_output=True, text=True, check=True).stdout)
+    if time.time() - real_now < (float(days) - 1) * 86400:
+        raise pytest.UsageError(
+            f"CLOCK_AHEAD_DAYS={days} but the clock is not ahead: put tests/clock_ahead on PYTHONPATH"
+        )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -34,9 +34,19 @@ if not env.str("DATABASE_URL", default=""):
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SMS_BACKEND = "accounts.sms.LocmemSmsBackend"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+if not env.str("REDIS_URL", default=""):
+    # In-process tests (one event loop, one process) keep the in-memory layer: a fresh one per
+    # test, no state carried between tests, no server. The embedded Redis layer of ``make run``
+    # is tested with real processes (tests/realtime/test_embedded_layer.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Tasks run in-process when queued (on commit), through the same task functions a worker runs.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 TEST_RUNNER = "config.test_runner.PytestTestRunner"
+# Argon2 is deliberately slow; every sign-in and password change in the suite would pay for it.
+# Production keeps Argon2 first (base.py), which tests/accounts/test_password_hashing.py checks
+# with the production list in force.
+PRODUCTION_PASSWORD_HASHERS = PASSWORD_HASHERS  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCTION_PASSWORD_HASHERS]
 STATIC_ROOT = None  # static files come from the app folders (WhiteNoise finders)
 WHITENOISE_USE_FINDERS = True

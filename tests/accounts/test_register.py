@@ -49,18 +49,6 @@ def test_patient_registers_and_is_emailed_a_confirmation_link(anon_client, djang
     assert link_in(message)["path"] == "/verify-email"
 
 
-def test_password_is_stored_as_an_argon2_hash(anon_client):
-    # given a new visitor
-    # when they register
-    response = anon_client.post(REGISTER, register_body())
-
-    # then the stored password is an Argon2 hash of what they chose
-    assert response.status_code == 202
-    user = User.objects.get(email="margaret.hamilton@example.test")
-    assert user.password.startswith("argon2$argon2id$")
-    assert user.check_password(STRONG_PASSWORD)
-
-
 def test_doctor_registers_unverified_and_is_not_listed(anon_client, patient_client):
     # given a doctor's sign-up
     # when they register

@@ -39,7 +39,3 @@ def test_production_settings_refuse_to_start_without_their_variables():
 
     assert result.returncode != 0
     assert "ALLOWED_HOSTS, DATABASE_URL, REDIS_URL" in result.stderr
-
-
-def test_argon2_is_the_first_password_hasher(settings):
-    assert settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
