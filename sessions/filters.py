@@ -1,11 +1,13 @@
-"""Query filters of the session list (django-filter). Invalid values answer 400 VALIDATION_ERROR."""
+"""Query filters of the session list (django-filter). Invalid values answer 400 VALIDATION_ERROR;
+instants are compared in UTC whatever offset they were sent with (core/filters.py)."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
+from core.filters import UtcIsoDateTimeFilter
 from sessions.models import PaymentStatus, Session, SessionStatus, SessionType
 from sessions.selectors import user_time_zone
 
@@ -14,10 +16,10 @@ class SessionFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=SessionStatus.choices, help_text="Repeat for several.")
     payment_status = django_filters.MultipleChoiceFilter(choices=PaymentStatus.choices)
     session_type = django_filters.ChoiceFilter(choices=SessionType.choices)
-    starts_after = django_filters.IsoDateTimeFilter(
+    starts_after = UtcIsoDateTimeFilter(
         field_name="scheduled_start", lookup_expr="gte", help_text="Sessions starting at or after this instant."
     )
-    starts_before = django_filters.IsoDateTimeFilter(
+    starts_before = UtcIsoDateTimeFilter(
         field_name="scheduled_start", lookup_expr="lt", help_text="Sessions starting before this instant."
     )
     local_date = django_filters.DateFilter(
@@ -43,8 +45,11 @@ class SessionFilter(django_filters.FilterSet):
         if value >= date.max:
             raise ValidationError({"local_date": ["Date out of range."]})
         zone = user_time_zone(self.request.user)
-        start = datetime.combine(value, time.min, tzinfo=zone)
-        end = datetime.combine(value + timedelta(days=1), time.min, tzinfo=zone)
+        try:  # in UTC: east of Greenwich, the first day of year 1 starts in year 0
+            start = datetime.combine(value, time.min, tzinfo=zone).astimezone(UTC)
+            end = datetime.combine(value + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+        except OverflowError:
+            raise ValidationError({"local_date": ["Date out of range."]}) from None
         return queryset.filter(scheduled_start__gte=start, scheduled_start__lt=end)
 
     def filter_refund_due(self, queryset: QuerySet[Session], name: str, value: bool) -> QuerySet[Session]:
