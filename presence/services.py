@@ -5,7 +5,9 @@ single row; whenever it changes, ``presence.updated`` goes to the user's own con
 the people in a care relationship with them (never to other patients).
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -86,9 +88,30 @@ def presence_connection_open(*, user: User, channel_name: str) -> UserPresence:
     return presence_refresh(user=user)
 
 
+def _connections_gone(gone: Iterable[tuple[Any, Any]]) -> None:
+    """The clean-up every ended connection gets, whether its socket closed or the sweep dropped
+    it: ``gone`` is ``(user id, call id)`` for each call one of the user's connections was in,
+    and the user leaves each after the reconnect grace unless they are back in it
+    (video_calls.services.rooms ``calls_leave_after_grace``)."""
+    from video_calls.services.rooms import calls_leave_after_grace
+
+    calls_by_user: dict[Any, set[Any]] = {}
+    for user_id, call_id in gone:
+        if call_id is not None:
+            calls_by_user.setdefault(user_id, set()).add(call_id)
+    for user_id, call_ids in calls_by_user.items():
+        calls_leave_after_grace(user_id=user_id, call_ids=call_ids)
+
+
 @transaction.atomic
-def presence_connection_close(*, user: User, channel_name: str) -> UserPresence:
-    PresenceConnection.objects.filter(channel_name=channel_name).delete()
+def presence_connection_close(*, user: User, channel_name: str, call_ids: Iterable = ()) -> UserPresence:
+    """The connection closed: it no longer counts, and the user leaves the calls it was in
+    (``call_ids``, those the connection joined, besides the one its row points at) after the
+    reconnect grace."""
+    connection = PresenceConnection.objects.filter(channel_name=channel_name)
+    in_call = list(connection.exclude(call=None).values_list("call_id", flat=True))
+    connection.delete()
+    _connections_gone((user.pk, call_id) for call_id in {*in_call, *call_ids})
     return presence_refresh(user=user)
 
 
@@ -121,14 +144,20 @@ def presence_set_status(*, user: User, status: str) -> UserPresence:
 
 @transaction.atomic
 def presence_sweep(*, now=None) -> int:
-    """Drop connections whose heartbeats stopped (a crashed process, a lost network) and mark
-    the users left without a live connection offline, each in one bulk statement; then tell
-    their care relations. Returns how many connections were dropped."""
+    """Drop connections whose heartbeats stopped (a crashed or killed process, a lost network)
+    and mark the users left without a live connection offline, each in one bulk statement; then
+    tell their care relations. A dropped connection gets the clean-up of a closed one: its user
+    leaves the call it was in after the reconnect grace, unless back in it by then. Returns how
+    many connections were dropped."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     stale = PresenceConnection.objects.filter(last_heartbeat_at__lt=cutoff)
-    user_ids = set(stale.values_list("user_id", flat=True))
+    swept = list(stale.values_list("user_id", "call_id"))
+    user_ids = {user_id for user_id, _ in swept}
     dropped, _ = stale.delete()
+    # A connection that heartbeat between the two statements survives; the leave scheduled for
+    # its call then finds it there and changes nothing.
+    _connections_gone(swept)
     gone_offline = (
         UserPresence.objects.filter(user_id__in=user_ids)
         .exclude(status=PresenceStatus.OFFLINE)

@@ -42,6 +42,9 @@ def _logged(step: str):
 # is written to its socket directly instead of a round trip through the channel layer.
 LOCAL_CONNECTIONS: dict[str, "RealtimeConsumer"] = {}
 
+# The close code a connection that ended without a close frame reports (RFC 6455 section 7.4.1).
+_CLOSED_ABNORMALLY = 1006
+
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user = None
@@ -51,6 +54,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # True while a message from the client is being handled through ASGI: the direct path
     # waits until it is done, so messages are handled in the order they were sent.
     handling = False
+    # True once the socket is closing: later sends are dropped, later messages ignored.
+    closed = False
+    # True once the disconnect clean-up has run (it runs once, whichever way the connection ends).
+    cleaned_up = False
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -60,15 +67,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
-        self.base_send = send
+        self.server_send = send
+        self.base_send = self._send_to_server
         layer_pump = asyncio.create_task(self._pump_layer())
         try:
             await self._pump_client(receive)
         finally:
+            # Every way out — the client's close, a send that failed, a handler's bug, the
+            # server cancelling the task — runs the clean-up, once (disconnect() is idempotent),
+            # shielded so that a second cancellation cannot cut it short.
             LOCAL_CONNECTIONS.pop(self.channel_name, None)
             layer_pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await layer_pump
+            with _logged("cleaning up a connection"):
+                await asyncio.shield(self.disconnect(_CLOSED_ABNORMALLY))
 
     async def _pump_client(self, receive) -> None:
         try:
@@ -93,6 +106,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 return
             except OSError:  # the client disconnected while we wrote to it
                 return
+
+    async def _send_to_server(self, message: dict) -> None:
+        """Every message to the client goes through here. Once the socket is closing (this side
+        sent ``websocket.close``, or the client is gone) nothing more is sent: ASGI servers
+        refuse a send after the close, and a message from the client queued before the close
+        must not end the connection before its clean-up."""
+        if self.closed:
+            return
+        if message["type"] == "websocket.close":
+            self.closed = True
+        try:
+            await self.server_send(message)
+        except (OSError, RuntimeError) as error:  # uvicorn's ClientDisconnected is an OSError
+            if message["type"] not in ("websocket.send", "websocket.close"):
+                raise
+            self.closed = True
+            logger.debug("Dropped a message to a closed socket: %s", type(error).__name__)
 
     async def deliver(self, channel_name: str, text: str) -> None:
         """Send pre-encoded text to another connection: directly if it is on this process,
@@ -148,8 +178,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.direct.handler = self.receive_direct
 
     async def disconnect(self, code: int) -> None:
-        """Each step is guarded on its own: a channel layer that fails to drop a group must not
-        keep the connection counted as present or its calls from being left."""
+        """Runs once per connection, on ``websocket.disconnect`` or, if the connection ended any
+        other way, from ``__call__``. Each step is guarded on its own: a channel layer that fails
+        to drop a group must not keep the connection counted as present or its calls from being
+        left."""
+        if self.cleaned_up:
+            return
+        self.cleaned_up = True
+        self.closed = True
         LOCAL_CONNECTIONS.pop(self.channel_name, None)
         if self.direct is not None:
             self.direct.handler = None
@@ -159,7 +195,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             with _logged("leaving a group"):
                 await self.channel_layer.group_discard(group, self.channel_name)
         with _logged("closing the presence connection"):
-            await database_call(presence_connection_close, user=self.user, channel_name=self.channel_name)
+            await database_call(
+                presence_connection_close,
+                user=self.user,
+                channel_name=self.channel_name,
+                call_ids=set(getattr(self, "calls", ())),
+            )
         for hook in DISCONNECT_HOOKS:
             with _logged(f"disconnect hook {getattr(hook, '__name__', hook)}"):
                 await hook(self)
@@ -175,7 +216,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- From the client --------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.user is None:
+        if self.user is None or self.closed:  # messages that arrived before the close are dropped
             return
         self.handling = True
         try:

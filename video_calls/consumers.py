@@ -17,21 +17,19 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from django.conf import settings
 from rest_framework import serializers
 
 from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from presence.services import presence_connection_enter_call, presence_connection_leave_call
 from realtime import protocol
-from realtime.registry import handles, on_disconnect, on_event
+from realtime.registry import handles, on_event
 from video_calls.models import ParticipantStatus
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.routes import call_routes
 from video_calls.serializers import MediaUpdateSerializer, join_payload
 from video_calls.services.media import media_update
 from video_calls.services.rooms import call_join, call_leave
-from video_calls.tasks import call_leave_unless_reconnected
 
 ROUTE_TTL_SECONDS = 120.0
 
@@ -122,16 +120,9 @@ async def update_media(connection, data: dict) -> dict:
     return await database_call(_media, user=connection.user, call_id=data["call_id"], changes=changes)
 
 
-@on_disconnect
-async def leave_after_grace(connection) -> None:
-    """A dropped connection leaves its calls only if the user has not come back to them within
-    the grace period: a page reload must not end a call."""
-    for call_id in list(getattr(connection, "calls", ())):
-        await database_call(
-            call_leave_unless_reconnected.apply_async,
-            args=[call_id, str(connection.user.pk)],
-            countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS,
-        )
+# A closed connection's calls are left after the reconnect grace by the presence clean-up the
+# consumer always runs (presence.services ``presence_connection_close``), the same one the
+# presence sweep gives a connection whose heartbeats stopped.
 
 
 # --- Signaling ------------------------------------------------------------------------------

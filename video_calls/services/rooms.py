@@ -16,7 +16,9 @@ Joining is where every gate sits, in this order (docs/calls.md):
    ``in_progress`` (``session_record_join``).
 """
 
+from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 from uuid import UUID
 
 from django.conf import settings
@@ -267,6 +269,23 @@ def call_leave(*, call: Call, user: User) -> Call:
     else:
         notify_waiting_queue(call, "left", user)
     return call
+
+
+def calls_leave_after_grace(*, user_id, call_ids: Iterable) -> None:
+    """A connection of ``user_id`` in these calls is gone — its socket closed, or the presence
+    sweep dropped it after its heartbeats stopped. Once the current transaction commits, each
+    call gets ``call_leave_unless_reconnected`` after ``REALTIME_RECONNECT_GRACE_SECONDS``: the
+    user leaves it unless they are back in it by then (a reload must not end a call)."""
+    from video_calls.tasks import call_leave_unless_reconnected
+
+    for call_id in sorted({str(call_id) for call_id in call_ids if call_id is not None}):
+        transaction.on_commit(
+            partial(
+                call_leave_unless_reconnected.apply_async,
+                args=[call_id, str(user_id)],
+                countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS,
+            )
+        )
 
 
 def call_leave_unless_reconnected(*, call_id, user_id) -> bool:
