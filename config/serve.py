@@ -10,12 +10,22 @@ every message.
 
 Several processes (``--workers``) share calls through the Redis channel layer; give each
 machine about one per core.
+
+``REALTIME_DIRECT_PATH=false`` (or ``--no-direct-path``) serves with uvicorn's stock
+websockets-sansio protocol instead: every message then takes the ordinary ASGI path, as under
+daphne. The same happens, with a warning, when the installed uvicorn or websockets lack a private
+part the direct path relies on (``realtime.direct.REQUIRED_INTERNALS``).
 """
 
 import argparse
 import os
 
 import uvicorn
+
+from realtime.direct import fast_path_usable
+
+# uvicorn's own protocol with the same parser and limits, without the direct path.
+STOCK_WEBSOCKET_PROTOCOL = "websockets-sansio"
 
 SERVER_OPTIONS = {
     "ws": "realtime.direct:DirectTextWebSocketProtocol",
@@ -30,6 +40,24 @@ SERVER_OPTIONS = {
 }
 
 
+def server_options(*, direct_path: bool) -> dict:
+    """SERVER_OPTIONS with the WebSocket protocol to serve: the direct path's, unless it is turned
+    off or the installed uvicorn and websockets lack what it needs (then the stock one)."""
+    if direct_path and fast_path_usable():
+        return dict(SERVER_OPTIONS)
+    return {**SERVER_OPTIONS, "ws": STOCK_WEBSOCKET_PROTOCOL}
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _flag(value: str) -> bool:
+    try:
+        return _FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expected true or false, not {value!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the telehealth API and WebSocket.")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -41,7 +69,19 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
         help="Proxies trusted for X-Forwarded-For/-Proto (comma-separated, or *).",
     )
+    parser.add_argument(
+        "--direct-path",
+        action=argparse.BooleanOptionalAction,
+        help="Relay signals in the server's read callback (realtime/direct.py; default: REALTIME_DIRECT_PATH, "
+        "else on); --no-direct-path serves with uvicorn's stock protocol.",
+    )
     arguments = parser.parse_args(argv)
+    direct_path = arguments.direct_path
+    if direct_path is None:
+        try:
+            direct_path = _flag(os.environ.get("REALTIME_DIRECT_PATH", "true"))
+        except ValueError as error:
+            parser.error(f"REALTIME_DIRECT_PATH: {error}")
     uvicorn.run(
         "config.asgi:application",
         host=arguments.host,
@@ -50,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level=arguments.log_level,
         forwarded_allow_ips=arguments.forwarded_allow_ips,
         backlog=4096,
-        **SERVER_OPTIONS,
+        **server_options(direct_path=direct_path),
     )
 
 

@@ -20,9 +20,8 @@ def call(doctor, patient):
     return _ongoing_call(doctor, patient)
 
 
-@pytest.fixture
-def through_asgi(monkeypatch):
-    """The types of the messages that took the ordinary (ASGI) path, in order."""
+def record_asgi_path(monkeypatch) -> list[str]:
+    """The types of the messages that take the ordinary (ASGI) path from here on, in order."""
     seen: list[str] = []
     original = RealtimeConsumer._receive
 
@@ -32,6 +31,11 @@ def through_asgi(monkeypatch):
 
     monkeypatch.setattr(RealtimeConsumer, "_receive", recording)
     return seen
+
+
+@pytest.fixture
+def through_asgi(monkeypatch):
+    return record_asgi_path(monkeypatch)
 
 
 def _offer(call, to, number: int, **extra) -> dict:
