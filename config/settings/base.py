@@ -1,8 +1,8 @@
 """Settings shared by every environment.
 
 Everything that differs between a laptop and a clinic's servers comes from the environment
-(see docs/settings.md); the defaults here are the embedded ones: SQLite, an embedded Redis channel
-layer (config/embedded_redis.py), a local-memory cache and a filesystem Celery broker.
+(see docs/settings.md); the defaults here are the embedded ones: SQLite, an in-memory channel
+layer, a local-memory cache and a filesystem Celery broker.
 """
 
 from datetime import timedelta
@@ -89,32 +89,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # One connection pool per process, shared by its threads. Under ASGI every request runs in
     # a thread of its own, so persistent connections (CONN_MAX_AGE) would pile up, one per
     # request, until PostgreSQL refuses new clients; a pool hands connections back instead.
-    # Both waits are short: with the server down, a request answers 503 SERVICE_UNAVAILABLE
-    # after the pool timeout instead of holding its client (core/outages.py).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=2.0),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
-    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent writers queue instead of failing: WAL lets readers go on beside the one writer;
-    # IMMEDIATE takes the write lock when a transaction opens, so two transactions that read
-    # and then write cannot deadlock (SQLite would fail one at once, "database is locked");
-    # and a writer waits up to the busy timeout for the lock. A lock still held after that is
-    # 503 SERVICE_UNAVAILABLE (core/outages.py).
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=5.0),
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
-# /api/health/ready answers 503 when a dependency has not answered within this.
-READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=1.0)
-# A dependency that is down (database, Redis, broker) answers 503 with this Retry-After.
-SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -125,12 +105,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "telehealth",
-            "OPTIONS": {
-                "pool_class": "core.redis_pool.SharedConnectionPool",
-                # Unreachable Redis answers 503 SERVICE_UNAVAILABLE within these, not after the OS's.
-                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
-                "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
-            },
+            "OPTIONS": {"pool_class": "core.redis_pool.SharedConnectionPool"},
         }
     }
 else:
@@ -170,17 +145,42 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 
 # --- Email and SMS --------------------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Telehealth <no-reply@localhost>")
+SMS_BACKEND = env.str("SMS_BACKEND", default="accounts.sms.ConsoleSmsBackend")
+# Links in emails point at the React client, which calls the API with the token.
+FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
+PHONE_CODE_TTL_SECONDS = env.int("PHONE_CODE_TTL_SECONDS", default=10 * 60)
+PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
+
+# --- CORS for the React client ----------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+# Browsers always send Origin on a WebSocket handshake; native clients must send one of these too.
+WEBSOCKET_ALLOWED_ORIGINS = env.list(
+    "WEBSOCKET_ALLOWED_ORIGINS",
+    default=[*CORS_ALLOWED_ORIGINS, "http://localhost:8000", "http://127.0.0.1:8000"],
+)
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.DepthLimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": [
 # SMTP from EMAIL_URL (smtp+tls:// STARTTLS, smtp+ssl:// implicit TLS), or a provider's HTTP API
 # through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend, with its
 # options as ANYMAIL_<PROVIDER>_<OPTION> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=...).
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
-vars().update(EMAIL_CONFIG)
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_CONFIG["EMAIL_BACKEND"])
 ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in env.ENVIRON.items() if name.startswith("ANYMAIL_")}
 # Django's SMTP backend waits forever by default; a hung server would hold a worker.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Telehealth <no-reply@localhost>")
-SMS_BACKEND = env.str("SMS_BACKEND", default="accounts.sms.ConsoleSmsBackend")
+    ],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
 # accounts.sms.TwilioSmsBackend: the sender is a number or, if set, a messaging service.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
@@ -191,38 +191,6 @@ TWILIO_EDGE = env.str("TWILIO_EDGE", default="")
 # Replaces https://api.twilio.com (a local fake in tests); prod accepts only https here.
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
 TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
-# Links in emails point at the React client, which calls the API with the token.
-FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
-PHONE_CODE_TTL_SECONDS = env.int("PHONE_CODE_TTL_SECONDS", default=10 * 60)
-PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
-
-# --- CORS for the React client ----------------------------------------------------------------
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
-CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
-# Browsers always send Origin on a WebSocket handshake; native clients must send one of these too.
-# By default the server's own origin is allowed, at the host and port it serves (HOST and PORT, as
-# `make run` and config/serve.py read them): the API docs page opens the socket from there.
-_SERVED_PORT = env.int("PORT", default=8000)
-_SERVED_HOST = env.str("HOST", default="127.0.0.1")
-_SERVED_HOSTS = ["localhost", "127.0.0.1"]  # a wildcard bind (0.0.0.0, ::) is reached through these too
-if _SERVED_HOST not in ("", "0.0.0.0", "::", *_SERVED_HOSTS):  # noqa: S104 - compared, not bound
-    _SERVED_HOSTS.append(f"[{_SERVED_HOST}]" if ":" in _SERVED_HOST else _SERVED_HOST)
-WEBSOCKET_ALLOWED_ORIGINS = env.list(
-    "WEBSOCKET_ALLOWED_ORIGINS",
-    default=[*CORS_ALLOWED_ORIGINS, *(f"http://{host}:{_SERVED_PORT}" for host in _SERVED_HOSTS)],
-)
-
-# --- REST API -------------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["core.parsers.DepthLimitedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
-    ],
-    "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -256,14 +224,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # No badge fetched from validator.swagger.io (it would also hand it the schema's address).
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    # Redoc's own fonts come from Google; the docs pages use the system's (core/templates/).
-    "REDOC_UI_SETTINGS": {
-        "theme": {
-            "typography": {"fontFamily": "system-ui, sans-serif", "headings": {"fontFamily": "system-ui, sans-serif"}}
-        }
-    },
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
@@ -296,14 +256,20 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+    # No badge fetched from validator.swagger.io (it would also hand it the schema's address).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Redoc's own fonts come from Google; the docs pages use the system's (core/templates/).
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {"fontFamily": "system-ui, sans-serif", "headings": {"fontFamily": "system-ui, sans-serif"}}
+        }
+    },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's request logger prints the request line of every 4xx; our handler logs 5xx itself.
         "django.request": {"level": "ERROR", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
-        # The Twilio client logs every request line and response header at INFO.
-        "twilio.http_client": {"level": "WARNING"},
     },
 }
 
@@ -314,3 +280,5 @@ from config.settings.consultations import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
 
 CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405
+        # The Twilio client logs every request line and response header at INFO.
+        "twilio.http_client": {"level": "WARNING"},
