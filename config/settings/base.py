@@ -145,10 +145,27 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 
 # --- Email and SMS --------------------------------------------------------------------------
+# SMTP from EMAIL_URL (smtp+tls:// STARTTLS, smtp+ssl:// implicit TLS), or a provider's HTTP API
+# through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend, with its
+# options as ANYMAIL_<PROVIDER>_<OPTION> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=...).
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_CONFIG["EMAIL_BACKEND"])
+ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in env.ENVIRON.items() if name.startswith("ANYMAIL_")}
+# Django's SMTP backend waits forever by default; a hung server would hold a worker.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Telehealth <no-reply@localhost>")
 SMS_BACKEND = env.str("SMS_BACKEND", default="accounts.sms.ConsoleSmsBackend")
+# accounts.sms.TwilioSmsBackend: the sender is a number or, if set, a messaging service.
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+TWILIO_REGION = env.str("TWILIO_REGION", default="")
+TWILIO_EDGE = env.str("TWILIO_EDGE", default="")
+# Replaces https://api.twilio.com (a local fake in tests); prod accepts only https here.
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
+TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 # Links in emails point at the React client, which calls the API with the token.
 FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
 PHONE_CODE_TTL_SECONDS = env.int("PHONE_CODE_TTL_SECONDS", default=10 * 60)
@@ -170,27 +187,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.parsers.DepthLimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": [
-# SMTP from EMAIL_URL (smtp+tls:// STARTTLS, smtp+ssl:// implicit TLS), or a provider's HTTP API
-# through django-anymail: EMAIL_BACKEND=anymail.backends.<provider>.EmailBackend, with its
-# options as ANYMAIL_<PROVIDER>_<OPTION> variables (ANYMAIL_POSTMARK_SERVER_TOKEN=...).
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_CONFIG["EMAIL_BACKEND"])
-ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in env.ENVIRON.items() if name.startswith("ANYMAIL_")}
-# Django's SMTP backend waits forever by default; a hung server would hold a worker.
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
     ],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
-# accounts.sms.TwilioSmsBackend: the sender is a number or, if set, a messaging service.
-TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
-TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
-TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
-TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
-TWILIO_REGION = env.str("TWILIO_REGION", default="")
-TWILIO_EDGE = env.str("TWILIO_EDGE", default="")
-# Replaces https://api.twilio.com (a local fake in tests); prod accepts only https here.
-TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="")
-TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
@@ -224,6 +224,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from validator.swagger.io (it would also hand it the schema's address).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Redoc's own fonts come from Google; the docs pages use the system's (core/templates/).
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {"fontFamily": "system-ui, sans-serif", "headings": {"fontFamily": "system-ui, sans-serif"}}
+        }
+    },
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
@@ -256,20 +264,14 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
-    # No badge fetched from validator.swagger.io (it would also hand it the schema's address).
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    # Redoc's own fonts come from Google; the docs pages use the system's (core/templates/).
-    "REDOC_UI_SETTINGS": {
-        "theme": {
-            "typography": {"fontFamily": "system-ui, sans-serif", "headings": {"fontFamily": "system-ui, sans-serif"}}
-        }
-    },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Django's request logger prints the request line of every 4xx; our handler logs 5xx itself.
         "django.request": {"level": "ERROR", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
+        # The Twilio client logs every request line and response header at INFO.
+        "twilio.http_client": {"level": "WARNING"},
     },
 }
 
@@ -280,5 +282,3 @@ from config.settings.consultations import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
 
 CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405
-        # The Twilio client logs every request line and response header at INFO.
-        "twilio.http_client": {"level": "WARNING"},
