@@ -4,6 +4,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import Role, User
 from core.exceptions import NotFound, PermissionDenied
+from sessions.selectors import care_relation_ids
 
 
 def doctor_list_for_user(*, user: User, search: str = "", specialty: str = "") -> QuerySet[User]:
@@ -31,11 +32,12 @@ def doctor_get_for_user(*, user: User, doctor_id) -> User:
 
 
 def patient_list_for_user(*, user: User, search: str = "") -> QuerySet[User]:
-    """Staff see every patient; a doctor sees the patients they have or had a session with.
+    """Staff see every patient; a doctor sees the patients in a care relationship with them (a
+    session that was not cancelled, ``sessions.selectors.care_relationship_sessions``).
     Patients have no patient directory."""
     patients = User.objects.filter(role=Role.PATIENT).select_related("patient_profile")
     if user.is_doctor:
-        patients = patients.filter(pk__in=user.sessions_as_doctor.values("patient_id"))
+        patients = patients.filter(pk__in=care_relation_ids(user=user))
     elif not user.is_clinic_staff:
         raise PermissionDenied("Only doctors and staff can list patients.")
     if search:

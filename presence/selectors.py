@@ -1,23 +1,19 @@
 """Presence reads, under one privacy rule: a patient's presence is seen only by the patient,
-their doctors and staff; a doctor's presence by any signed-in user (patients look for an
-available doctor); staff presence by staff."""
+their doctors (a care relationship, ``sessions.selectors``) and staff; a doctor's presence by any
+signed-in user (patients look for an available doctor); staff presence by staff."""
 
 from django.db.models import QuerySet
 
 from accounts.models import Role, User
 from core.exceptions import NotFound
 from presence.models import PresenceStatus, UserPresence
-from sessions.models import Session, SessionStatus
+from sessions import selectors as session_selectors
 
 
 def care_relation_ids(*, user: User) -> set:
-    """Users who share a (non-cancelled) session with ``user``: their doctors or their patients."""
-    sessions = Session.objects.exclude(status=SessionStatus.CANCELLED)
-    if user.is_patient:
-        return set(sessions.filter(patient=user).values_list("doctor_id", flat=True).distinct())
-    if user.is_doctor:
-        return set(sessions.filter(doctor=user).values_list("patient_id", flat=True).distinct())
-    return set()
+    """Users in a care relationship with ``user`` (their doctors or their patients), as the
+    sessions app defines it (``sessions.selectors.care_relation_ids``)."""
+    return set(session_selectors.care_relation_ids(user=user))
 
 
 def presence_visible_to(*, viewer: User, target: User) -> bool:
@@ -26,7 +22,7 @@ def presence_visible_to(*, viewer: User, target: User) -> bool:
     if target.is_doctor:
         return True
     if target.is_patient:
-        return viewer.is_doctor and target.pk in care_relation_ids(user=viewer)
+        return viewer.is_doctor and session_selectors.in_care_relationship(user=viewer, other_id=target.pk)
     return False
 
 

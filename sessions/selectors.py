@@ -1,5 +1,14 @@
 """Session reads, each scoped to who asks: a patient sees their sessions, a doctor theirs, staff
-all. Another user's session is not found (404), never forbidden, so its existence is not revealed."""
+all. Another user's session is not found (404), never forbidden, so its existence is not revealed.
+
+Two rules other apps import rather than restate:
+
+* **who may see a session**: ``session_list_for_user`` (rooms, ad-hoc calls linked to a session);
+* **the care relationship**: ``care_relationship_sessions`` and the helpers built on it (the
+  patient directory, booking, ringing, presence). Every session counts except a cancelled one:
+  a session can only be cancelled while ``requested`` or ``confirmed``, before anyone joined,
+  so a cancelled session never took place and ties nobody together (docs/sessions.md).
+"""
 
 import zoneinfo
 
@@ -7,7 +16,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from core.exceptions import NotFound
-from sessions.models import Payment, Session
+from sessions.models import Payment, Session, SessionStatus
 
 
 def session_list_for_user(*, user: User) -> QuerySet[Session]:
@@ -30,6 +39,32 @@ def session_get_for_user(*, user: User, session_id) -> Session:
     if session is None:
         raise NotFound("No such session.")
     return session
+
+
+def care_relationship_sessions() -> QuerySet[Session]:
+    """The sessions that put a doctor and a patient in a care relationship: all but cancelled ones
+    (requested, confirmed, in progress, completed, no-show)."""
+    return Session.objects.exclude(status=SessionStatus.CANCELLED)
+
+
+def care_relation_ids(*, user: User) -> QuerySet:
+    """Ids of the users in a care relationship with ``user``: a patient's doctors, a doctor's
+    patients, nobody for anyone else. A lazy query, usable as a subquery (``pk__in=``)."""
+    sessions = care_relationship_sessions()
+    if user.is_patient:
+        return sessions.filter(patient=user).values_list("doctor_id", flat=True).distinct()
+    if user.is_doctor:
+        return sessions.filter(doctor=user).values_list("patient_id", flat=True).distinct()
+    return sessions.none().values_list("pk", flat=True)
+
+
+def in_care_relationship(*, user: User, other_id) -> bool:
+    """Whether ``user`` and the user ``other_id`` are a doctor and a patient in a care relationship."""
+    if user.is_patient:
+        return care_relationship_sessions().filter(patient=user, doctor_id=other_id).exists()
+    if user.is_doctor:
+        return care_relationship_sessions().filter(doctor=user, patient_id=other_id).exists()
+    return False
 
 
 def payment_list_for_session(*, session: Session) -> QuerySet[Payment]:

@@ -178,10 +178,10 @@ def test_directory_needs_a_signed_in_user(anon_client, path):
 
 
 def test_doctor_sees_only_patients_they_have_or_had_a_session_with(doctor_client, doctor, patient, outsider):
-    # given the doctor's current patient, a past (cancelled) one, and the outsider seen by another doctor
+    # given the doctor's current patient, a past one, and the outsider seen by another doctor
     past = PatientFactory(first_name="Paula", last_name="Past")
     session_between(doctor=doctor, patient=patient)
-    session_between(doctor=doctor, patient=past, status=SessionStatus.CANCELLED, days_ago=30)
+    session_between(doctor=doctor, patient=past, status=SessionStatus.COMPLETED, days_ago=30)
     session_between(doctor=DoctorFactory(), patient=outsider)
 
     # when the doctor lists patients
@@ -192,6 +192,21 @@ def test_doctor_sees_only_patients_they_have_or_had_a_session_with(doctor_client
     entry = next(item for item in response.json()["results"] if item["id"] == str(patient.pk))
     assert entry["email"] == patient.email
     assert entry["profile"] == {"date_of_birth": None, "time_zone": "Europe/Berlin"}
+
+
+def test_a_patient_whose_only_session_was_cancelled_is_not_the_doctors_patient(doctor_client, doctor, patient):
+    # given a patient whose only session with the doctor was cancelled before it took place
+    cancelled = PatientFactory(first_name="Carla", last_name="Cancelled")
+    session_between(doctor=doctor, patient=patient)
+    session_between(doctor=doctor, patient=cancelled, status=SessionStatus.CANCELLED)
+
+    # when the doctor lists patients, or opens that patient
+    listed = _ids(doctor_client.get(PATIENTS))
+    detail = doctor_client.get(f"{PATIENTS}{cancelled.pk}/")
+
+    # then the patient is neither listed nor found
+    assert listed == [str(patient.pk)]
+    assert_error(detail, 404, "NOT_FOUND")
 
 
 def test_doctor_with_several_sessions_lists_the_patient_once(doctor_client, doctor, patient):

@@ -70,6 +70,21 @@ def test_doctor_cannot_book_a_patient_who_is_not_theirs(doctor_client, outsider,
     assert not Session.objects.exists()
 
 
+def test_doctor_cannot_book_a_patient_whose_only_session_was_cancelled(doctor_client, doctor, patient, frozen_now):
+    # given their only session was cancelled: no care relationship
+    SessionFactory(
+        doctor=doctor,
+        patient=patient,
+        status=SessionStatus.CANCELLED,
+        scheduled_start=datetime(2026, 3, 3, 9, 0, tzinfo=UTC),
+    )
+
+    response = doctor_client.post(URL, {"patient_id": str(patient.pk), "scheduled_start": START}, format="json")
+
+    assert_error(response, 404, "NOT_FOUND")
+    assert Session.objects.count() == 1
+
+
 def test_staff_books_for_anyone(staff_client, doctor, patient, frozen_now):
     response = staff_client.post(
         URL,

@@ -6,6 +6,7 @@ import uuid
 import pytest
 import time_machine
 
+from sessions.models import SessionStatus
 from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.factories import DoctorFactory, PatientFactory
@@ -247,6 +248,42 @@ def test_patient_cannot_ring_a_doctor_they_have_no_session_with(patient_client):
     response = patient_client.post("/api/v1/calls/initiate/", {"callee_id": str(stranger.pk)})
 
     assert_error(response, 404, "USER_NOT_FOUND")
+
+
+@pytest.mark.parametrize("caller", ["doctor", "patient"])
+def test_a_pair_whose_only_session_was_cancelled_cannot_ring_each_other(doctor, patient, caller):
+    # Given their only session was cancelled before it took place
+    open_session(doctor, patient, starts_in_minutes=60 * 24, status=SessionStatus.CANCELLED)
+    callee = patient if caller == "doctor" else doctor
+
+    # When either rings the other
+    response = client_for(doctor if caller == "doctor" else patient).post(
+        "/api/v1/calls/initiate/", {"callee_id": str(callee.pk)}
+    )
+
+    # Then the other is not found, and nothing rings
+    assert_error(response, 404, "USER_NOT_FOUND")
+    assert not Call.objects.exists()
+
+
+@pytest.mark.parametrize("status", [SessionStatus.REQUESTED, SessionStatus.COMPLETED, SessionStatus.NO_SHOW])
+def test_a_session_that_was_not_cancelled_lets_the_doctor_ring_the_patient(doctor, patient, doctor_client, status):
+    open_session(doctor, patient, starts_in_minutes=60 * 24, status=status)
+
+    response = doctor_client.post("/api/v1/calls/initiate/", {"callee_id": str(patient.pk)})
+
+    assert response.status_code == 201, response.content
+
+
+def test_staff_linking_a_session_see_it_but_are_not_its_participant(doctor, patient, staff_client):
+    # Staff see every session, so it is found; joining its window is for its participants.
+    session = open_session(doctor, patient)
+
+    response = staff_client.post(
+        "/api/v1/calls/initiate/", {"callee_id": str(patient.pk), "session_id": str(session.pk)}
+    )
+
+    assert_error(response, 403, "NOT_PARTICIPANT")
 
 
 def test_unknown_callee_is_not_found(doctor_client):

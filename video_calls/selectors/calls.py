@@ -10,12 +10,18 @@ from core.exceptions import NotFound
 from video_calls.models import Call, CallParticipant
 
 
-def call_list_for_user(*, user: User) -> QuerySet[Call]:
-    calls = Call.objects.all()
-    if user.is_clinic_staff:
-        return calls
+def call_list_own(*, user: User) -> QuerySet[Call]:
+    """The calls that are ``user``'s own: they took part in them or started them, whatever their
+    role (what a non-staff user sees, and staff's ``scope=mine`` statistics)."""
     is_participant = CallParticipant.objects.filter(call=OuterRef("pk"), user=user)
-    return calls.filter(Q(initiated_by=user) | Exists(is_participant))
+    return Call.objects.filter(Q(initiated_by=user) | Exists(is_participant))
+
+
+def call_list_for_user(*, user: User) -> QuerySet[Call]:
+    """The calls ``user`` may see: every call for staff, their own (``call_list_own``) otherwise."""
+    if user.is_clinic_staff:
+        return Call.objects.all()
+    return call_list_own(user=user)
 
 
 def call_get_for_user(*, user: User, call_id) -> Call:

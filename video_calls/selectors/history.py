@@ -16,7 +16,6 @@ from django.db.models import (
     Avg,
     Case,
     Count,
-    Exists,
     F,
     FloatField,
     IntegerField,
@@ -40,12 +39,11 @@ from video_calls.models import (
     CallEvent,
     CallKind,
     CallMedia,
-    CallParticipant,
     CallQualitySample,
     CallStatus,
     QualityGrade,
 )
-from video_calls.selectors.calls import call_list_for_user, participants_with_users
+from video_calls.selectors.calls import call_list_for_user, call_list_own, participants_with_users
 from video_calls.services.quality import quality_assess
 
 # Worst last: the highest rank among a participant's samples is their worst grade.
@@ -317,12 +315,6 @@ def quality_sample_list(*, user: User, call_id: Any) -> QuerySet[CallQualitySamp
 # --- Statistics --------------------------------------------------------------------------------
 
 
-def _own_calls(*, user: User) -> QuerySet[Call]:
-    """Calls ``user`` took part in or started, whatever their role (staff's ``scope=mine``)."""
-    is_participant = CallParticipant.objects.filter(call=OuterRef("pk"), user=user)
-    return Call.objects.filter(Q(initiated_by=user) | Exists(is_participant))
-
-
 def statistics_window(
     *, period: str | None, date_from: date | None, date_to: date | None
 ) -> tuple[datetime | None, datetime | None]:
@@ -345,7 +337,7 @@ def call_statistics(
     computed by the database; no row reaches Python.
     """
     period_start, period_end = statistics_window(period=period, date_from=date_from, date_to=date_to)
-    calls = _own_calls(user=user) if own_only else call_list_for_user(user=user)
+    calls = call_list_own(user=user) if own_only else call_list_for_user(user=user)
     if period_start is not None:
         calls = calls.filter(created_at__gte=period_start)
     if period_end is not None:

@@ -2,8 +2,10 @@
 ``busy``); the caller may cancel while it rings; either side hangs up once it is ongoing. An
 unanswered call becomes ``missed`` (``video_calls.services.sweeps``).
 
-Who may ring whom follows the care relationship: a doctor and a patient who share a session,
-clinicians (doctors, staff) among themselves, and staff anyone. Anybody else is "not found".
+Who may ring whom follows the care relationship (``sessions.selectors.care_relation_ids``: a
+doctor and a patient who share a session that was not cancelled), clinicians (doctors, staff)
+among themselves, and staff anyone. Anybody else is "not found". A call linked to a session needs
+a session the caller may see (``sessions.selectors.session_list_for_user``).
 """
 
 from uuid import UUID
@@ -15,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Role, User
 from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
 from sessions.models import Session
+from sessions.selectors import care_relation_ids, session_list_for_user
 from sessions.services import session_record_join
 from video_calls.models import (
     Call,
@@ -62,11 +65,9 @@ def _callable_user(*, caller: User, callee_id: UUID) -> User:
     if caller.is_clinic_staff:
         pass
     elif caller.is_doctor:
-        callees = callees.filter(
-            Q(role__in=[Role.DOCTOR, Role.STAFF]) | Q(pk__in=Session.objects.filter(doctor=caller).values("patient_id"))
-        )
+        callees = callees.filter(Q(role__in=[Role.DOCTOR, Role.STAFF]) | Q(pk__in=care_relation_ids(user=caller)))
     else:
-        callees = callees.filter(pk__in=Session.objects.filter(patient=caller).values("doctor_id"))
+        callees = callees.filter(pk__in=care_relation_ids(user=caller))
     callee = callees.filter(pk=callee_id).first()
     if callee is None:
         raise NotFound("No such user.", code="USER_NOT_FOUND")
@@ -74,7 +75,7 @@ def _callable_user(*, caller: User, callee_id: UUID) -> User:
 
 
 def _session_for_call(*, caller: User, callee: User, session_id: UUID) -> Session:
-    session = Session.objects.filter(pk=session_id).filter(Q(doctor=caller) | Q(patient=caller)).first()
+    session = session_list_for_user(user=caller).filter(pk=session_id).first()
     if session is None:
         raise NotFound("No such session.", code="SESSION_NOT_FOUND")
     if not session.is_participant(callee):

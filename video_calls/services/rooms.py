@@ -24,12 +24,12 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound, PermissionDenied
 from sessions.models import Session, SessionStatus
+from sessions.selectors import session_list_for_user
 from sessions.services import session_record_join
 from video_calls.models import (
     ROOM_STATUSES,
@@ -81,10 +81,9 @@ class ParticipantRemoved(PermissionDenied):
 
 
 def _session_for(*, user: User, session_id: UUID) -> Session:
-    sessions = Session.objects.select_related("doctor", "patient")
-    if not user.is_clinic_staff:
-        sessions = sessions.filter(Q(doctor=user) | Q(patient=user))
-    session = sessions.filter(pk=session_id).first()
+    """The session, if ``user`` may see it (``sessions.selectors.session_list_for_user``); the
+    sessions app's 404 under this app's code."""
+    session = session_list_for_user(user=user).filter(pk=session_id).first()
     if session is None:
         raise NotFound("No such session.", code="SESSION_NOT_FOUND")
     return session
