@@ -1,7 +1,8 @@
 """DRF exception handler: every exception a view raises becomes the one error shape.
 
-Known exceptions map to a stable code (docs/errors.md); anything else is logged with its
-request id and answered 500 ``INTERNAL_ERROR`` without a stack trace. Transactions are rolled
+Known exceptions map to a stable code (docs/errors.md); a dependency outage (database, Redis,
+broker: core/outages.py) is 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After``; anything else is
+logged with its request id and answered 500 ``INTERNAL_ERROR`` without a stack trace. Transactions are rolled
 back in every case, so an error never leaves a half-written record.
 """
 
@@ -19,6 +20,7 @@ from rest_framework_simplejwt import exceptions as jwt_exceptions
 
 from core.errors import error_body
 from core.exceptions import ApplicationError
+from core.outages import outage_answer, outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+
+    dependency = outage_of(exc)
+    if dependency is not None:
+        body, headers = outage_answer(dependency)
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
 
     view = context.get("view")
     logger.exception("Unhandled exception in %s", type(view).__name__ if view else "view")

@@ -89,12 +89,32 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # One connection pool per process, shared by its threads. Under ASGI every request runs in
     # a thread of its own, so persistent connections (CONN_MAX_AGE) would pile up, one per
     # request, until PostgreSQL refuses new clients; a pool hands connections back instead.
+    # Both waits are short: with the server down, a request answers 503 SERVICE_UNAVAILABLE
+    # after the pool timeout instead of holding its client (core/outages.py).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=2.0),
     }
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers queue instead of failing: WAL lets readers go on beside the one writer;
+    # IMMEDIATE takes the write lock when a transaction opens, so two transactions that read
+    # and then write cannot deadlock (SQLite would fail one at once, "database is locked");
+    # and a writer waits up to the busy timeout for the lock. A lock still held after that is
+    # 503 SERVICE_UNAVAILABLE (core/outages.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=5.0),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+# /api/health/ready answers 503 when a dependency has not answered within this.
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=1.0)
+# A dependency that is down (database, Redis, broker) answers 503 with this Retry-After.
+SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -105,7 +125,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "telehealth",
-            "OPTIONS": {"pool_class": "core.redis_pool.SharedConnectionPool"},
+            "OPTIONS": {
+                "pool_class": "core.redis_pool.SharedConnectionPool",
+                # Unreachable Redis answers 503 SERVICE_UNAVAILABLE within these, not after the OS's.
+                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+                "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
+            },
         }
     }
 else:

@@ -1,0 +1,83 @@
+"""What counts as a dependency outage, and the answer to one.
+
+A database, Redis or broker that is down, unreachable or too busy is not a bug of ours: the
+client gets 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After`` (docs/errors.md), fast, and the log
+gets one warning line naming the exception type. Both error paths use this: the DRF exception
+handler (core/exception_handlers.py) and Django's 500 view (core/views.py), which every other
+view and middleware fall back on.
+
+SQLite reports a query it could not parse with the same ``OperationalError`` class as a locked
+database, so for SQLite only the messages of contention and an unreadable file count; on
+PostgreSQL ``OperationalError`` is the server or the connection failing (psycopg's own split).
+"""
+
+import logging
+import sqlite3
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from core.errors import error_body
+
+logger = logging.getLogger(__name__)
+
+_SQLITE_OUTAGE_MESSAGES = ("database is locked", "database table is locked", "unable to open database", "disk i/o")
+
+
+def _redis_errors() -> tuple[type[Exception], ...]:
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a runtime dependency
+        return ()
+    return (RedisConnectionError, RedisTimeoutError)
+
+
+def _broker_errors() -> tuple[type[Exception], ...]:
+    try:
+        from kombu.exceptions import OperationalError as BrokerError
+    except ImportError:  # pragma: no cover - kombu comes with Celery
+        return ()
+    return (BrokerError,)
+
+
+def _pool_errors() -> tuple[type[Exception], ...]:
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # pragma: no cover - only installed with PostgreSQL support
+        return ()
+    return (PoolTimeout,)
+
+
+_REDIS_ERRORS = _redis_errors()
+_BROKER_ERRORS = _broker_errors()
+_POOL_ERRORS = _pool_errors()
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """The dependency whose outage ``exc`` is ("database", "redis", "broker"), or None."""
+    if isinstance(exc, (InterfaceError, *_POOL_ERRORS)):
+        return "database"
+    if isinstance(exc, OperationalError):
+        if isinstance(exc.__cause__, sqlite3.Error):
+            message = str(exc).lower()
+            return "database" if any(text in message for text in _SQLITE_OUTAGE_MESSAGES) else None
+        return "database"
+    if isinstance(exc, _REDIS_ERRORS):
+        return "redis"
+    if isinstance(exc, _BROKER_ERRORS):
+        return "broker"
+    return None
+
+
+def outage_answer(dependency: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and headers of the 503 for an outage of ``dependency``; logs one warning."""
+    retry_after = settings.SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS
+    logger.warning("Dependency unavailable: %s", dependency)
+    body = error_body(
+        "SERVICE_UNAVAILABLE",
+        "A service this request needs is unavailable. Try again later.",
+        {"retry_after": retry_after},
+    )
+    return body, {"Retry-After": str(retry_after)}
