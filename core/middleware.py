@@ -1,11 +1,18 @@
-"""Request ids: taken from a well-formed ``X-Request-ID`` header (a proxy's) or generated, put on
-every log line of the request and echoed in the response, so a support ticket can name one."""
+"""HTTP middleware of the API.
 
+- Request ids: taken from a well-formed ``X-Request-ID`` header (a proxy's) or generated, put on
+  every log line of the request and echoed in the response, so a support ticket can name one.
+- Body size: a ``Content-Length`` over the limit is refused before a view reads the body.
+- Health probes addressed to the pod's IP: served whatever ``ALLOWED_HOSTS`` says.
+"""
+
+import ipaddress
 import re
 import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port
 
 from core.request_context import request_id_var
 
@@ -52,4 +59,42 @@ class BodySizeLimitMiddleware:
                 error_body("PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.", {"limit": limit}),
                 status=413,
             )
+        return self.get_response(request)
+
+
+HEALTH_PROBE_PATHS = ("/api/health/live", "/api/health/ready")
+
+
+def _is_ip_literal(host: str) -> bool:
+    domain, _ = split_domain_port(host)
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class HealthProbeHostMiddleware:
+    """Serve ``/api/health/live`` and ``/ready`` to a probe that names the pod by IP address.
+
+    Kubernetes sends its HTTP probes with ``Host: <pod IP>:<port>``, an address no
+    ``ALLOWED_HOSTS`` can list in advance, so Django refused them (400 ``DisallowedHost``) and the
+    orchestrator took healthy pods out of service. A probe GET whose Host is an IP literal is
+    answered here, before the middleware that validates the host (``CommonMiddleware``), by the
+    probe views themselves, which never use the host. Every other path, and a probe with a host
+    name that is not allowed, goes through the usual host check.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD") and request.path in HEALTH_PROBE_PATHS:
+            host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+            if _is_ip_literal(host):
+                from core import views
+
+                view = views.live if request.path == HEALTH_PROBE_PATHS[0] else views.ready
+                response = view(request)
+                return response.render() if hasattr(response, "render") else response
         return self.get_response(request)
