@@ -16,11 +16,13 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core.asgi import RequestBodyLimit  # noqa: E402
 
 # A handshake from an origin not in WEBSOCKET_ALLOWED_ORIGINS (or with none) is refused with 403.
+# HTTP bodies are counted as they arrive and refused past MAX_REQUEST_BYTES (core/asgi.py).
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimit(django_asgi_app),
         "websocket": OriginValidator(URLRouter(websocket_urlpatterns), settings.WEBSOCKET_ALLOWED_ORIGINS),
     }
 )

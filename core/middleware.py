@@ -2,7 +2,8 @@
 
 - Request ids: taken from a well-formed ``X-Request-ID`` header (a proxy's) or generated, put on
   every log line of the request and echoed in the response, so a support ticket can name one.
-- Body size: a ``Content-Length`` over the limit is refused before a view reads the body.
+- Body size: a ``Content-Length`` over the limit is refused before a view reads the body (under
+  ASGI, core/asgi.py also counts bodies sent without one, as they arrive).
 - Health probes addressed to the pod's IP: served whatever ``ALLOWED_HOSTS`` says.
 """
 

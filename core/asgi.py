@@ -1,0 +1,116 @@
+"""ASGI middleware of the HTTP application: the request body limit, counted as it arrives.
+
+Django's ASGI handler reads the whole body into a temporary file (spilling to disk past 2.5 MB)
+before any Django middleware runs, so a body sent without ``Content-Length`` (chunked) was read
+to its end whatever its size, 200 MiB included, and ``BodySizeLimitMiddleware`` saw no length
+to refuse. Here, in front of Django:
+
+1. A declared ``Content-Length`` over the limit is answered 413 at once, the body unread.
+2. Otherwise the ``http.request`` messages are read and counted; once more than the limit has
+   arrived, the answer is 413 ``PAYLOAD_TOO_LARGE`` (docs/errors.md) and the rest is not read
+   (the server closes the connection).
+3. A body within the limit is handed to Django as one message, with its ``Content-Length``
+   when the client sent none (DRF parses a request without one as having no body: a chunked
+   JSON body used to arrive empty); later ``receive`` calls (the disconnect) go to the server.
+
+The limit is ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``MAX_REQUEST_BYTES``), for paths under
+``/api/``, the same as the Django middleware's.
+"""
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+
+from core.errors import error_body
+from core.request_context import request_id_var
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value
+    return None
+
+
+class RequestBodyLimit:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if scope["type"] != "http" or limit is None or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
+            return
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let Django see it
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await self._refuse(scope, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if declared is None:
+            # DRF reads no body from a request without Content-Length: now it is known, say it.
+            scope = {**scope, "headers": [*scope.get("headers", ()), (b"content-length", str(len(body)).encode())]}
+        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+        incoming = _header(scope, b"x-request-id") or b""
+        request_id = incoming.decode() if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        try:
+            body = json.dumps(
+                error_body("PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.", {"limit": limit})
+            ).encode()
+        finally:
+            request_id_var.reset(token)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``first`` once, then defers to the server's."""
+    pending = [first]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
