@@ -12,10 +12,19 @@ client sees before joining is exactly the rule the call enforces. The reasons ar
 5. ``NOT_CONFIRMED``: the doctor (or staff) has not confirmed the request yet.
 6. ``PAYMENT_PENDING``: the session is not paid (pending, failed or refunded).
 7. ``TOO_EARLY``: before ``opens_at`` (``scheduled_start`` minus the opening lead).
-8. ``WINDOW_CLOSED``: at or after ``closes_at`` (``scheduled_start`` plus the closing allowance).
+8. ``WINDOW_CLOSED``: at or after ``closes_at``.
 
-The window is half-open, ``[opens_at, closes_at)``. ``in_progress`` sessions pass, so a participant
-whose connection dropped can rejoin while the window is open.
+The window is half-open, ``[opens_at, closes_at)``, and covers the whole booked duration:
+``closes_at`` is the later of ``scheduled_start`` plus the closing allowance
+(``JOIN_WINDOW_CLOSES_MINUTES_AFTER``) and the scheduled end plus the grace period
+(``JOIN_WINDOW_GRACE_MINUTES_AFTER_END``), so a four-hour session is not cut off after two.
+``in_progress`` sessions pass, so a participant whose connection dropped can rejoin while the
+window is open.
+
+Everything that depends on the close reads it from here: the decision below, the expiry of a
+call's media credentials, the call sweep that ends calls whose window closed, and the no-show
+sweep. The sweeps select in SQL with ``join_window_closed``, the same instant written as a
+filter, so the database and Python agree to the microsecond (``closes_at <= now`` is closed).
 """
 
 import math
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, IntegerField, Q, Value
 from django.utils import timezone
 
 from sessions.models import PaymentStatus, Session, SessionStatus
@@ -60,8 +70,32 @@ class JoinDecision:
 def join_window_bounds(session: Session) -> tuple[datetime, datetime]:
     """``(opens_at, closes_at)`` of the session's join window, from the current settings."""
     opens_at = session.scheduled_start - timedelta(minutes=settings.JOIN_WINDOW_OPENS_MINUTES_BEFORE)
-    closes_at = session.scheduled_start + timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
+    closes_at = max(
+        session.scheduled_start + timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER),
+        session.scheduled_end + timedelta(minutes=settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END),
+    )
     return opens_at, closes_at
+
+
+def join_window_closed(*, now: datetime, prefix: str = "") -> Q:
+    """A filter matching sessions whose window has closed at ``now`` (``closes_at <= now``), for
+    ``Session`` querysets or, with ``prefix="session__"``, querysets of a model pointing at one.
+
+    ``closes_at`` is a maximum of two instants, so it is at most ``now`` exactly when both are:
+    ``start + allowance <= now`` and ``start + duration + grace <= now``, the latter written as
+    ``start <= now - grace - duration`` so the indexed column stands alone on the left.
+    """
+    allowance = timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
+    grace = timedelta(minutes=settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END)
+    # Output fields are spelled out: Django infers no type for "small integer times duration".
+    minutes = ExpressionWrapper(F(f"{prefix}duration_minutes"), output_field=IntegerField())
+    duration = ExpressionWrapper(minutes * Value(timedelta(minutes=1)), output_field=DurationField())
+    latest_start_for_duration = ExpressionWrapper(
+        Value(now - grace, output_field=DateTimeField()) - duration, output_field=DateTimeField()
+    )
+    return Q(**{f"{prefix}scheduled_start__lte": now - allowance}) & Q(
+        **{f"{prefix}scheduled_start__lte": latest_start_for_duration}
+    )
 
 
 def minutes_until(start: datetime, now: datetime) -> int:

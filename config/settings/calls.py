@@ -32,7 +32,9 @@ CALL_WAITING_ROOM_SKIP_DOCTOR_IDS = env.list("CALL_WAITING_ROOM_SKIP_DOCTOR_IDS"
 CALL_RING_TIMEOUT_SECONDS = env.int("CALL_RING_TIMEOUT_SECONDS", default=45)
 # An ongoing call in which nobody has been connected for this long is ended.
 CALL_EMPTY_TIMEOUT_SECONDS = env.int("CALL_EMPTY_TIMEOUT_SECONDS", default=5 * 60)
-# No call lasts longer than this (a forgotten tab must not keep a call, and its TURN relay, alive).
+# No call without a session lasts longer than this (a forgotten tab must not keep a call, and its
+# TURN relay, alive). A session's call ends when the session's join window closes instead
+# (JOIN_WINDOW_* in consultations.py), which covers the whole booked duration.
 CALL_MAX_DURATION_MINUTES = env.int("CALL_MAX_DURATION_MINUTES", default=4 * 60)
 
 # How often the sweeps run.

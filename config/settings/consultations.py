@@ -16,9 +16,13 @@ SESSION_MAX_DURATION_MINUTES = env.int("SESSION_MAX_DURATION_MINUTES", default=2
 # A patient may cancel or reschedule only up to this long before the start; doctors and staff any time.
 SESSION_PATIENT_CANCEL_NOTICE_HOURS = env.int("SESSION_PATIENT_CANCEL_NOTICE_HOURS", default=24)
 
-# The join window: from this many minutes before the start to this many after it.
+# The join window (sessions/join_window.py): it opens this many minutes before the start and
+# closes at the later of "this many minutes after the start" and "the scheduled end plus the
+# grace period", so a session longer than the allowance can be joined until it is over. The
+# call's media credentials expire and its call is ended when the window closes.
 JOIN_WINDOW_OPENS_MINUTES_BEFORE = env.int("JOIN_WINDOW_OPENS_MINUTES_BEFORE", default=15)
 JOIN_WINDOW_CLOSES_MINUTES_AFTER = env.int("JOIN_WINDOW_CLOSES_MINUTES_AFTER", default=120)
+JOIN_WINDOW_GRACE_MINUTES_AFTER_END = env.int("JOIN_WINDOW_GRACE_MINUTES_AFTER_END", default=30)
 
 # How often the no-show sweep runs.
 SESSION_NO_SHOW_SWEEP_SECONDS = env.int("SESSION_NO_SHOW_SWEEP_SECONDS", default=300)

@@ -2,16 +2,16 @@
 periodic sweeps (no-shows, lapsed requests). Each is one conditional ``UPDATE`` so concurrent
 callers cannot both win, and each tells both participants (``session.*`` events) on commit."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts.models import User
 from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from sessions.join_window import join_window_closed
 from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
 from sessions.services.booking import RESCHEDULABLE, ensure_participant_or_staff, ensure_patient_notice
 from sessions.services.common import (
@@ -160,7 +160,8 @@ def session_no_show_sweep(*, now: datetime | None = None) -> int:
     how many changed.
 
     1. Candidates are ``confirmed`` sessions (nobody joined) and ``in_progress`` sessions where one
-       participant never joined, whose window closed (``scheduled_start + closing allowance <= now``).
+       participant never joined, whose join window closed (``closes_at <= now``: at ``closes_at``
+       itself the window is closed, as ``join_decision`` says; ``join_window.join_window_closed``).
     2. ``no_show_party`` comes from the recorded join times: ``both``, ``doctor`` or ``patient``.
     3. When the doctor was absent and the session is paid, ``refund_requested_at`` is set.
     All three happen in one bulk ``UPDATE`` (see ``_sweep``), and both participants of each
@@ -168,12 +169,10 @@ def session_no_show_sweep(*, now: datetime | None = None) -> int:
     cancelled) no longer matches and is left alone.
     """
     now = now or timezone.now()
-    window_closed_before = now - timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
     doctor_absent = Q(doctor_joined_at__isnull=True)
     patient_absent = Q(patient_joined_at__isnull=True)
     due = Session.objects.filter(
-        status__in=[SessionStatus.CONFIRMED, SessionStatus.IN_PROGRESS],
-        scheduled_start__lte=window_closed_before,
+        join_window_closed(now=now), status__in=[SessionStatus.CONFIRMED, SessionStatus.IN_PROGRESS]
     ).filter(doctor_absent | patient_absent)
     return _sweep(
         due,

@@ -29,8 +29,63 @@ def ready(doctor, patient):
 def test_window_bounds_follow_the_settings(ready, settings):
     settings.JOIN_WINDOW_OPENS_MINUTES_BEFORE = 5
     settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER = 60
+    settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END = 5
 
     assert join_window_bounds(ready) == (START - timedelta(minutes=5), START + timedelta(minutes=60))
+
+
+def test_window_of_a_session_longer_than_the_allowance_closes_after_its_end(ready, settings):
+    settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER = 60
+    settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END = 20
+
+    # 50 minutes + 20 of grace is later than the 60-minute allowance.
+    assert join_window_bounds(ready)[1] == START + timedelta(minutes=70)
+
+
+@pytest.mark.parametrize(
+    ("duration", "closes_after"),
+    [
+        (50, timedelta(minutes=120)),  # the allowance: end + grace is only 80 minutes in
+        (90, timedelta(minutes=120)),  # end + grace is exactly the allowance
+        (240, timedelta(minutes=270)),  # the longest session: its end plus the 30-minute grace
+    ],
+)
+def test_the_window_closes_at_the_later_of_allowance_and_end_plus_grace(doctor, patient, duration, closes_after):
+    session = ConfirmedPaidSessionFactory(
+        doctor=doctor, patient=patient, scheduled_start=START, duration_minutes=duration
+    )
+
+    assert join_window_bounds(session) == (OPENS, START + closes_after)
+
+
+@pytest.mark.parametrize(
+    ("at", "can_join", "reason"),
+    [
+        (START + timedelta(hours=2), True, None),  # where the window of a short session closes
+        (START + timedelta(hours=3), True, None),
+        (START + timedelta(minutes=270) - SECOND, True, None),
+        (START + timedelta(minutes=270), False, "WINDOW_CLOSED"),
+    ],
+)
+def test_a_240_minute_session_can_be_joined_until_its_end_plus_grace(doctor, patient, at, can_join, reason):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient, scheduled_start=START, duration_minutes=240)
+
+    decision = join_decision(session=session, user=patient, now=at)
+
+    assert (decision.can_join, decision.reason, decision.closes_at) == (
+        can_join,
+        reason,
+        START + timedelta(minutes=270),
+    )
+
+
+def test_can_join_endpoint_lets_a_240_minute_session_in_at_three_hours(doctor, patient):
+    session = ConfirmedPaidSessionFactory(doctor=doctor, patient=patient, scheduled_start=START, duration_minutes=240)
+
+    with time_machine.travel(START + timedelta(hours=3), tick=False):
+        body = client_for(patient).get(f"/api/v1/sessions/{session.pk}/can-join/").json()
+
+    assert (body["can_join"], body["window"]["closes_at"]) == (True, "2026-03-05T19:30:00Z")
 
 
 def test_a_full_decision(ready, patient):

@@ -9,6 +9,7 @@ import time_machine
 
 from core.exceptions import Conflict, NotFound
 from sessions import services
+from sessions.join_window import join_decision, join_window_bounds
 from sessions.models import NoShowParty, PaymentStatus, Session, SessionStatus
 from sessions.services.lifecycle import LAPSED_REASON
 from sessions.tasks import sessions_lapse_requests, sessions_mark_no_shows
@@ -417,6 +418,43 @@ def test_sweep_does_not_mark_an_unpaid_doctor_no_show_for_refund(past_start):
         NoShowParty.BOTH,
         None,
     )
+
+
+@pytest.mark.parametrize("duration", [50, 240])
+def test_sweep_boundary_is_the_windows_close_itself(duration):
+    """The window is ``[opens_at, closes_at)``: one microsecond before ``closes_at`` the session can
+    still be joined and is left alone; at ``closes_at`` it cannot, and the sweep marks it."""
+    session = ConfirmedPaidSessionFactory(scheduled_start=NOW + timedelta(days=1), duration_minutes=duration)
+    closes_at = join_window_bounds(session)[1]
+    just_before = closes_at - timedelta(microseconds=1)
+
+    assert join_decision(session=session, user=session.patient, now=just_before).can_join
+    assert services.session_no_show_sweep(now=just_before) == 0
+    session.refresh_from_db()
+    assert session.status == SessionStatus.CONFIRMED
+
+    assert join_decision(session=session, user=session.patient, now=closes_at).reason == "WINDOW_CLOSED"
+    assert services.session_no_show_sweep(now=closes_at) == 1
+    session.refresh_from_db()
+    assert (session.status, session.no_show_party) == (SessionStatus.NO_SHOW, NoShowParty.BOTH)
+
+
+def test_sweep_leaves_a_240_minute_session_alone_until_its_end_plus_grace(settings):
+    # given a 240-minute session only the doctor joined
+    start = NOW + timedelta(days=1)
+    session = ConfirmedPaidSessionFactory(
+        scheduled_start=start, duration_minutes=240, status=SessionStatus.IN_PROGRESS, doctor_joined_at=start
+    )
+    closes_at = start + timedelta(minutes=240 + settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END)
+
+    # when the sweep runs at start + 2 h and at start + 3 h, then at the close
+    at_two_and_three_hours = [services.session_no_show_sweep(now=start + timedelta(hours=h)) for h in (2, 3)]
+    at_close = services.session_no_show_sweep(now=closes_at)
+
+    # then only the run at the close marks the patient absent
+    assert (at_two_and_three_hours, at_close) == ([0, 0], 1)
+    session.refresh_from_db()
+    assert (session.status, session.no_show_party) == (SessionStatus.NO_SHOW, NoShowParty.PATIENT)
 
 
 def test_the_sweep_is_scheduled_with_beat(settings):

@@ -14,6 +14,7 @@ from agora_token_builder.AccessToken import AccessToken, kJoinChannel
 from tests.video_calls.call_helpers import NOW, open_session
 from video_calls.models import Call, CallKind, CallStatus
 from video_calls.services.credentials import agora_token, agora_uid, ice_configuration, media_credentials
+from video_calls.services.rooms import call_join, session_room_get_or_create
 
 TURN_SECRET = "turn-shared-secret-for-tests"
 APP_ID = "0123456789abcdef0123456789abcdef"
@@ -143,3 +144,27 @@ def test_credentials_never_outlive_the_join_window(settings, turn, agora, doctor
     assert credentials.agora.expires_at == closes_at
     assert _agora_privileges(credentials.agora.token)[kJoinChannel] == int(closes_at.timestamp())
     assert credentials.agora.channel == call.room_name
+
+
+def test_a_240_minute_session_joined_three_hours_in_gets_credentials_past_start_plus_two_hours(
+    settings, turn, agora, doctor, patient
+):
+    # Given a 240-minute session that started three hours ago (its window closes at its end plus
+    # the grace, 90 minutes from now) and TTLs longer than that
+    settings.CALL_WAITING_ROOM_ENABLED = False
+    settings.CALL_TURN_TTL_SECONDS = 24 * 3600
+    settings.AGORA_TOKEN_TTL_SECONDS = 24 * 3600
+    session = open_session(doctor, patient, starts_in_minutes=-180, duration_minutes=240)
+    room, _ = session_room_get_or_create(user=doctor, session_id=session.pk)
+    closes_at = session.scheduled_start + timedelta(minutes=240 + settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END)
+
+    # When the doctor and then the patient join
+    call_join(call=room, user=doctor)
+    joined = call_join(call=room, user=patient)
+
+    # Then the join succeeds and its credentials last until the window's close
+    assert joined.credentials is not None
+    assert joined.credentials.ice.expires_at == closes_at
+    assert joined.credentials.agora.expires_at == closes_at
+    assert closes_at > session.scheduled_start + timedelta(hours=2)
+    assert closes_at == NOW + timedelta(minutes=90)

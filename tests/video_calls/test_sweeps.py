@@ -7,6 +7,7 @@ import pytest
 import time_machine
 
 from sessions.models import SessionStatus
+from tests.factories import DoctorFactory, PatientFactory
 from tests.video_calls.call_helpers import NOW, EventRecorder, open_session
 from video_calls import tasks
 from video_calls.models import Call, CallEvent, CallParticipant, CallStatus, EndReason, ParticipantStatus
@@ -182,3 +183,59 @@ def test_room_with_someone_still_connected_is_not_empty(doctor, patient, setting
 def test_beat_schedule_lists_the_sweeps(settings):
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert {"video_calls.tasks.calls_expire_ringing", "video_calls.tasks.calls_end_stale"} <= tasks_scheduled
+
+
+def test_a_240_minute_sessions_call_lasts_until_its_window_closes(
+    doctor, patient, settings, django_capture_on_commit_callbacks
+):
+    # Given both joined the call of a 240-minute session five minutes before its start; its window
+    # closes at the end plus the grace (start + 4 h 30), long after start + 2 h and after the call
+    # has run CALL_MAX_DURATION_MINUTES (240)
+    settings.CALL_WAITING_ROOM_ENABLED = False
+    session = open_session(doctor, patient, duration_minutes=240)
+    room, _ = session_room_get_or_create(user=doctor, session_id=session.pk)
+    call_join(call=room, user=doctor)
+    call_join(call=room, user=patient)
+    start = session.scheduled_start
+    closes_at = start + timedelta(minutes=240 + settings.JOIN_WINDOW_GRACE_MINUTES_AFTER_END)
+    nothing = {"session_cancelled": 0, "window_closed": 0, "no_participants": 0, "max_duration": 0}
+
+    # When the sweep runs at start + 2 h, past the maximum duration, and just before the close
+    for at in (
+        start + timedelta(hours=2),
+        NOW + timedelta(minutes=settings.CALL_MAX_DURATION_MINUTES),
+        closes_at - timedelta(microseconds=1),
+    ):
+        with time_machine.travel(at, tick=False):
+            assert tasks.calls_end_stale() == nothing, at
+    room.refresh_from_db()
+    assert room.status == CallStatus.ONGOING
+
+    # Then at the close it ends the call for everyone
+    recorder = EventRecorder()
+    recorder.listen_user(patient)
+    with time_machine.travel(closes_at, tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = tasks.calls_end_stale()
+        ended = [event for event in recorder.for_user(patient) if event["type"] == "call.ended"]
+    assert result == {**nothing, "window_closed": 1}
+    room.refresh_from_db()
+    assert (room.status, room.end_reason, room.ended_at) == (CallStatus.COMPLETED, EndReason.WINDOW_CLOSED, closes_at)
+    assert ended[0]["data"]["end_reason"] == "window_closed"
+
+
+def test_the_window_sweep_ends_short_and_long_sessions_each_at_its_own_close(doctor, patient, settings):
+    # Given rooms of a 50-minute and a 240-minute session starting at the same time
+    short = open_session(doctor, patient)
+    long = open_session(DoctorFactory(), PatientFactory(), duration_minutes=240)
+    short_room, _ = session_room_get_or_create(user=doctor, session_id=short.pk)
+    long_room, _ = session_room_get_or_create(user=long.doctor, session_id=long.pk)
+
+    # When the sweep runs at start + 2 h (the short one's close)
+    with time_machine.travel(short.scheduled_start + timedelta(hours=2), tick=False):
+        ended = tasks.calls_end_stale()["window_closed"]
+
+    # Then only the short session's room ended
+    short_room.refresh_from_db()
+    long_room.refresh_from_db()
+    assert (ended, short_room.status, long_room.status) == (1, CallStatus.MISSED, CallStatus.WAITING)

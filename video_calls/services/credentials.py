@@ -6,7 +6,8 @@ TURN server recomputes it from the shared secret and refuses it after the expiry
 password exists and a leaked credential dies on its own.
 
 Credentials of a session's call never outlive the session's join window: their expiry is the
-earlier of "now + TTL" and the window's close (``sessions.join_window.join_window_bounds``).
+earlier of "now + TTL" and the window's close (``sessions.join_window.join_window_bounds``), which
+is never before the scheduled end plus the grace period, so they last as long as the session.
 """
 
 import base64

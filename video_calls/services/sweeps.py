@@ -5,10 +5,12 @@ running it twice changes nothing the second time, and a call a user changes at t
 is either skipped (row locked, ``skip_locked``) or no longer matches.
 
 * ringing longer than ``CALL_RING_TIMEOUT_SECONDS`` -> ``missed`` (one bulk UPDATE);
-* session calls whose join window closed -> ended (``window_closed``), participants told;
+* session calls whose join window closed -> ended (``window_closed``), participants told; the
+  window (``sessions.join_window``) covers the whole booked duration plus a grace period;
 * rooms of cancelled sessions -> closed (``session_cancelled``);
 * ongoing with nobody connected for ``CALL_EMPTY_TIMEOUT_SECONDS`` -> ended (``no_participants``);
-* ongoing longer than ``CALL_MAX_DURATION_MINUTES`` -> ended (``max_duration``).
+* calls without a session ongoing longer than ``CALL_MAX_DURATION_MINUTES`` -> ended
+  (``max_duration``); a session's call lasts until its window closes.
 """
 
 from collections.abc import Iterable
@@ -19,7 +21,7 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from sessions.join_window import join_window_bounds
+from sessions.join_window import join_window_closed
 from sessions.models import SessionStatus
 from video_calls.models import (
     ROOM_STATUSES,
@@ -101,16 +103,13 @@ def _ids(queryset: QuerySet[Call]) -> list:
 
 
 def calls_end_window_closed(*, now: datetime | None = None) -> int:
-    """Session calls whose join window has closed end for everyone, instead of trusting clients
-    to leave; their credentials expired with the window anyway."""
+    """Session calls whose join window has closed (``sessions.join_window``: the later of the
+    start plus the allowance and the scheduled end plus the grace) end for everyone, instead of
+    trusting clients to leave; their credentials expired with the window anyway. The window's
+    rule is the SQL filter itself, so a batch holds only calls that are due."""
     now = now or timezone.now()
-    latest_start = now - timedelta(minutes=settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER)
-    candidates = Call.objects.filter(
-        status__in=ROOM_STATUSES, session__isnull=False, session__scheduled_start__lte=latest_start
-    ).select_related("session")
-    # The SQL filter narrows; the sessions app's own bounds decide.
-    closed = [call.pk for call in candidates[:SWEEP_BATCH] if join_window_bounds(call.session)[1] <= now]
-    return _finish_each(closed, reason=EndReason.WINDOW_CLOSED, now=now)
+    candidates = Call.objects.filter(join_window_closed(now=now, prefix="session__"), status__in=ROOM_STATUSES)
+    return _finish_each(_ids(candidates), reason=EndReason.WINDOW_CLOSED, now=now)
 
 
 def calls_close_cancelled_sessions(*, now: datetime | None = None) -> int:
@@ -134,9 +133,12 @@ def calls_end_empty(*, now: datetime | None = None) -> int:
 
 
 def calls_end_overlong(*, now: datetime | None = None) -> int:
+    """Calls without a session that have gone on too long. A session's call is bounded by its
+    join window instead (``calls_end_window_closed``): the window covers the booked duration,
+    which a call joined before the start would otherwise outlast the maximum within."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.CALL_MAX_DURATION_MINUTES)
-    candidates = Call.objects.filter(status=CallStatus.ONGOING, started_at__lte=cutoff)
+    candidates = Call.objects.filter(status=CallStatus.ONGOING, session__isnull=True, started_at__lte=cutoff)
     return _finish_each(_ids(candidates), reason=EndReason.MAX_DURATION, now=now)
 
 
