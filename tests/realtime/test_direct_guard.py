@@ -23,13 +23,14 @@ from tests.realtime.test_direct import _both_in_call, _offer, record_asgi_path
 from tests.realtime.test_signaling import SDP, _ongoing_call
 
 RE_VERIFY = (
-    "The direct WebSocket path (realtime/direct.py) was verified against {verified}, and {installed} is installed. "
-    "Before updating VERIFIED_VERSIONS there, re-verify against the new source: every entry of REQUIRED_INTERNALS "
-    "(uvicorn's WebSocketsSansIOProtocol: handle_connect, data_received, send_receive_event_to_app, "
-    "connection_lost, queue, frames, curr_msg_data_type, close_sent, writable, disconnected; websockets' "
-    "ServerProtocol: state, parser_exc, reader.buffer, extensions, max_message_size, current_size) still means "
-    "what the module assumes; the frame reader still agrees with websockets' parser (tests/realtime/test_frames.py); "
-    "order and back-pressure still hold (tests/realtime/test_direct.py); and rerun make bench-signaling."
+    "{installed} is installed, and the direct WebSocket path (realtime/direct.py) was verified against {verified}. "
+    "Read the new release's source before updating VERIFIED_VERSIONS there: each of REQUIRED_INTERNALS ("
+    + ", ".join(direct.REQUIRED_INTERNALS + direct.REQUIRED_FROM_HANDSHAKE)
+    + ") must still exist and mean what realtime/direct.py assumes (uvicorn's WebSocketsSansIOProtocol and "
+    "websockets' ServerProtocol: who calls send_receive_event_to_app, when reading pauses, what the parser keeps in "
+    "reader.buffer and current_size); the frame reader must still agree with websockets' parser "
+    "(tests/realtime/test_frames.py) and order and back-pressure must still hold (tests/realtime/test_direct.py); "
+    "then rerun make bench-signaling."
 )
 
 
@@ -69,7 +70,8 @@ def test_a_method_gone_from_uvicorns_protocol_turns_the_direct_path_off(monkeypa
     message = warning.getMessage()
     assert "lack send_receive_event_to_app()" in message
     assert f"uvicorn {version('uvicorn')}, websockets {version('websockets')}" in message
-    assert "verified against uvicorn 0.54.0, websockets 17.4" in message
+    verified = ", ".join(f"{package} {release}" for package, release in direct.VERIFIED_VERSIONS.items())
+    assert f"verified against {verified}" in message
 
 
 @pytest.mark.parametrize(
