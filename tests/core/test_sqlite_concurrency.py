@@ -64,6 +64,24 @@ elif case == "presence":
     answers = at_once(lambda client, number: client.put(
         "/api/v1/presence/me/", {"status": statuses[number % 3]}, content_type="application/json",
         HTTP_AUTHORIZATION="Bearer " + tokens[number % 10]))
+elif case == "call":
+    from datetime import timedelta
+    from django.utils import timezone
+    from tests.factories import DoctorFactory
+    from tests.sessions.factories import ConfirmedPaidSessionFactory
+    doctor, patient = DoctorFactory(), PatientFactory()
+    session = ConfirmedPaidSessionFactory(
+        doctor=doctor, patient=patient, scheduled_start=timezone.now() + timedelta(minutes=5))
+    tokens = {"doctor": token_pair_for(doctor)["access"], "patient": token_pair_for(patient)["access"]}
+    room = Client().post(f"/api/v1/sessions/{session.pk}/room/",
+                         HTTP_AUTHORIZATION="Bearer " + tokens["doctor"]).json()["id"]
+    connections.close_all()
+    joins = at_once(lambda client, number: client.post(
+        f"/api/v1/calls/{room}/join/", {}, content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer " + tokens["doctor" if number % 2 else "patient"]))
+    ends = at_once(lambda client, number: client.post(
+        f"/api/v1/calls/{room}/end/", HTTP_AUTHORIZATION="Bearer " + tokens["doctor"]))
+    answers = {"joins": joins, "ends": ends}
 elif case == "held-lock":
     access = token_pair_for(PatientFactory())["access"]
     connections.close_all()
@@ -132,3 +150,13 @@ def test_a_write_lock_held_past_the_busy_timeout_is_service_unavailable(migrated
     assert answer["code"] == "SERVICE_UNAVAILABLE"
     assert answer["retry_after"] == "5"
     assert answer["seconds"] < 5
+
+
+def test_concurrent_joins_and_ends_of_a_call_resolve_without_errors(migrated_database, tmp_path):
+    answers = run_case(migrated_database, tmp_path, "call")
+
+    # the doctor (host) joins, the patient waits to be admitted: 200 and 202, fifteen of each
+    assert [answer["status"] for answer in answers["joins"]] == [202, 200] * 15, answers["joins"]
+    ends = sorted(answer["status"] for answer in answers["ends"])
+    assert ends == [200] + [409] * 29, answers["ends"]
+    assert {answer["code"] for answer in answers["ends"] if answer["status"] == 409} == {"INVALID_CALL_STATE"}
