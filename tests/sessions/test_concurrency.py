@@ -1,14 +1,19 @@
-"""PostgreSQL guarantees: concurrent overlapping bookings, the exclusion constraint itself, and
-sweeps that skip the sessions a request is changing."""
+"""PostgreSQL guarantees: concurrent overlapping bookings, the exclusion constraint itself,
+sweeps that skip the sessions a request is changing, and one payment webhook event delivered
+several times at once."""
 
+import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from rest_framework.test import APIClient
 
 from sessions import services
-from sessions.models import Session, SessionStatus
+from sessions.models import Payment, PaymentStatus, Session, SessionStatus
+from sessions.services.payments import webhook_signature
 from tests.conftest import client_for
 from tests.factories import DoctorFactory, PatientFactory
 from tests.sessions.conftest import NOW
@@ -120,3 +125,124 @@ def test_the_no_show_sweep_skips_a_session_a_request_holds_and_tells_nobody_abou
     later.listen_user(busy.patient)
     assert services.session_no_show_sweep() == 1
     assert event_types(later.for_user(busy.patient)) == ["session.no_show"]
+
+
+# --- One webhook event delivered twice at once ---------------------------------------------------
+
+WEBHOOK_SECRET = "whsec-concurrency-0123456789"
+
+
+def _signed_delivery(session, event_id: str) -> tuple[bytes, str]:
+    body = json.dumps(
+        {
+            "id": event_id,
+            "type": "payment.succeeded",
+            "created": int(NOW.timestamp()),
+            "data": {"session_id": str(session.pk), "amount": "75.00", "currency": "USD", "payment_id": "pi_7"},
+        }
+    ).encode()
+    timestamp = int(NOW.timestamp())
+    signature = webhook_signature(secret=WEBHOOK_SECRET, timestamp=timestamp, raw_body=body)
+    return body, f"t={timestamp},v1={signature}"
+
+
+def _deliver_from_threads(body: bytes, header: str, count: int, *, before=None) -> list:
+    """POST the same signed delivery from ``count`` threads, each on its own connection; returns
+    each thread's response (a crash becomes the 500 a provider would see, not an exception)."""
+    barrier = threading.Barrier(count)
+    responses: list = [None] * count
+
+    def deliver(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            responses[index] = APIClient(raise_request_exception=False).post(
+                "/api/v1/payments/webhook/", body, content_type="application/json", HTTP_X_PAYMENT_SIGNATURE=header
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    if before is not None:
+        before()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
+
+
+def _backends_waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_deliveries_racing_past_the_replay_check_apply_the_event_once(settings):
+    """Both deliveries are held until each has passed the "seen this event?" check and is about
+    to write, so the unique constraint, not the check, has to decide: the race is forced, not
+    hoped for."""
+    # given an unpaid session whose row a request holds locked, so both deliveries stop at the
+    # payment's foreign-key check, after the replay check
+    settings.PAYMENT_WEBHOOK_SECRET = WEBHOOK_SECRET
+    session = SessionFactory(scheduled_start=START, status=SessionStatus.CONFIRMED)
+    body, header = _signed_delivery(session, "evt_race")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_session() -> None:
+        try:
+            with transaction.atomic():
+                Session.objects.select_for_update().get(pk=session.pk)
+                locked.set()
+                release.wait(timeout=20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_session)
+    holder.start()
+    assert locked.wait(timeout=10)
+
+    def release_once_both_wait() -> None:
+        for _ in range(200):
+            if _backends_waiting_for_a_lock() >= 2:
+                break
+            time.sleep(0.05)
+        waiting.append(_backends_waiting_for_a_lock())
+        release.set()
+
+    # when the provider delivers the same event twice at once
+    waiting: list = []
+    try:
+        responses = _deliver_from_threads(body, header, 2, before=release_once_both_wait)
+    finally:
+        release.set()
+        holder.join(timeout=20)
+
+    # then both were blocked past the check, one applied the event, the other was told it is a
+    # duplicate; nobody got a 500, and the session was paid once
+    assert waiting == [2]
+    assert sorted(response.status_code for response in responses) == [200, 200], [r.content for r in responses]
+    assert sorted(response.json()["result"] for response in responses) == ["duplicate", "processed"]
+    assert Payment.objects.filter(session=session).count() == 1
+    session.refresh_from_db()
+    assert session.payment_status == PaymentStatus.PAID
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_eight_simultaneous_deliveries_of_one_event_pay_the_session_once(settings):
+    settings.PAYMENT_WEBHOOK_SECRET = WEBHOOK_SECRET
+    session = SessionFactory(scheduled_start=START, status=SessionStatus.CONFIRMED)
+    body, header = _signed_delivery(session, "evt_burst")
+
+    responses = _deliver_from_threads(body, header, 8)
+
+    assert [response.status_code for response in responses] == [200] * 8, [r.content for r in responses]
+    results = sorted(response.json()["result"] for response in responses)
+    assert results == ["duplicate"] * 7 + ["processed"]
+    assert Payment.objects.filter(session=session).count() == 1
+    session.refresh_from_db()
+    assert session.payment_status == PaymentStatus.PAID

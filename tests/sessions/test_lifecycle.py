@@ -420,7 +420,8 @@ def test_sweep_does_not_mark_an_unpaid_doctor_no_show_for_refund(past_start):
     )
 
 
-@pytest.mark.parametrize("duration", [50, 240])
+# 90 minutes + the 30 of grace ties with the 120-minute allowance; 91 is one minute past it.
+@pytest.mark.parametrize("duration", [10, 50, 90, 91, 240])
 def test_sweep_boundary_is_the_windows_close_itself(duration):
     """The window is ``[opens_at, closes_at)``: one microsecond before ``closes_at`` the session can
     still be joined and is left alone; at ``closes_at`` it cannot, and the sweep marks it."""
