@@ -24,7 +24,7 @@ from presence.services import presence_connection_close, presence_connection_ope
 from realtime import protocol
 from realtime.direct import DIRECT_TEXT, DirectText
 from realtime.ratelimit import TokenBucket
-from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS
+from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS, LAYER_LOST_HOOKS
 from realtime.tickets import ticket_redeem
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 message = await self.channel_layer.receive(self.channel_name)
             except Exception as error:
                 logger.error("Channel layer receive failed: %s", type(error).__name__)
+                for hook in LAYER_LOST_HOOKS:
+                    with _logged(f"layer-lost hook {getattr(hook, '__name__', hook)}"):
+                        hook(self)
                 await self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE)
                 return
             try:

@@ -22,6 +22,7 @@ from rest_framework import serializers
 HandlerFunc = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 DisconnectHook = Callable[[Any], Awaitable[None]]
 EventHook = Callable[[Any, dict[str, Any]], None]
+LayerLostHook = Callable[[Any], None]
 DirectFunc = Callable[[Any, dict[str, Any]], tuple[list[str], str] | None]
 
 
@@ -35,6 +36,7 @@ class Handler:
 HANDLERS: dict[str, Handler] = {}
 DISCONNECT_HOOKS: list[DisconnectHook] = []
 EVENT_HOOKS: list[EventHook] = []
+LAYER_LOST_HOOKS: list[LayerLostHook] = []
 
 
 def handles(
@@ -64,4 +66,12 @@ def on_disconnect(func: DisconnectHook) -> DisconnectHook:
 def on_event(func: EventHook) -> EventHook:
     """Run (synchronously, so keep it cheap) for every domain event a connection forwards."""
     EVENT_HOOKS.append(func)
+    return func
+
+
+def on_layer_lost(func: LayerLostHook) -> LayerLostHook:
+    """Run (synchronously) when a connection's channel layer fails, before the connection closes
+    with 4503: events may have been lost on the way to this process, so what an app keeps about
+    them (cached call routes) must not be trusted any more."""
+    LAYER_LOST_HOOKS.append(func)
     return func

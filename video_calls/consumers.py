@@ -23,7 +23,7 @@ from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from presence.services import presence_connection_enter_call, presence_connection_leave_call
 from realtime import protocol
-from realtime.registry import handles, on_event
+from realtime.registry import handles, on_event, on_layer_lost
 from video_calls.models import ParticipantStatus
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.routes import call_routes
@@ -131,7 +131,9 @@ async def update_media(connection, data: dict) -> dict:
 # Per process, shared by its connections: call id -> (expires at, routes). Filled by each
 # socket's call.join, dropped whenever an event about the call passes through any connection
 # here, and read again when a participant signals someone the routes do not reach yet (they
-# may have just connected, on another process).
+# may have just connected, on another process). All of them are dropped when a connection's
+# channel layer fails here (``forget_all_routes``): the events that would have dropped them may
+# be lost, a Redis restart losing a ``call.ended`` for instance.
 #
 # The lifetime is only a safety net for a lost event (the channel layer is at-most-once): what
 # it bounds is how long someone who left a call could still signal into it if the event about
@@ -145,10 +147,13 @@ _ROUTES: dict[str, tuple[float, dict[str, list[str]]]] = {}
 # (possibly older) result.
 _GENERATIONS: dict[str, int] = {}
 _REFRESHING: set[str] = set()
+# Bumped whenever this process's channel layer fails: every route cached before is dropped, as
+# is any read in flight (the events that would have dropped them may be lost).
+_LAYER_EPOCH = 0
 
 
-def _remember_routes(call_id: str, routes: dict[str, list[str]], generation: int | None = None) -> None:
-    if generation is not None and generation != _GENERATIONS.get(call_id, 0):
+def _remember_routes(call_id: str, routes: dict[str, list[str]], generation: tuple[int, int] | None = None) -> None:
+    if generation is not None and generation != (_LAYER_EPOCH, _GENERATIONS.get(call_id, 0)):
         return
     now = time.monotonic()
     if len(_ROUTES) > 10_000:
@@ -158,7 +163,7 @@ def _remember_routes(call_id: str, routes: dict[str, list[str]], generation: int
 
 
 async def _read_routes(call_id: str) -> dict[str, list[str]]:
-    generation = _GENERATIONS.get(call_id, 0)
+    generation = (_LAYER_EPOCH, _GENERATIONS.get(call_id, 0))
     routes = await database_call(call_routes, call_id=call_id)
     _remember_routes(call_id, routes, generation)
     return routes
@@ -204,6 +209,16 @@ def forget_routes(connection, event: dict) -> None:
         _GENERATIONS[call_id] = _GENERATIONS.get(call_id, 0) + 1
 
 
+@on_layer_lost
+def forget_all_routes(connection) -> None:
+    """This process's channel layer failed (Redis restarted, or its connection dropped): events
+    about any call — ``call.ended``, a participant leaving — may have been lost on the way here, so
+    no cached route is trusted any more. Each call's routes are read again on its next signal."""
+    global _LAYER_EPOCH
+    _LAYER_EPOCH += 1
+    _ROUTES.clear()
+
+
 # Canonical form, as clients send it: checked with a regex, not a UUID object per message.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -238,7 +253,8 @@ def _addressee_unknown(routes: dict[str, list[str]], signal: _Signal) -> bool:
 
 
 def _addressee_channels(routes: dict[str, list[str]], signal: _Signal) -> list[str]:
-    """The rule: the sender and the addressee are both connected participants of the call."""
+    """The rule: the sender and the addressee are both connected participants of the call
+    (joined, the call ongoing: video_calls.selectors.routes)."""
     if signal.sender not in routes or signal.to not in routes or signal.to == signal.sender:
         raise PermissionDenied("Signals go only between connected participants of the same call.")
     channels = routes[signal.to]
@@ -257,6 +273,10 @@ def _signal(event_type: str, payload_of: Callable[[dict], dict[str, Any]]):
         call_id, to = _uuid(data, "call_id"), _uuid(data, "to")
         sender = connection.user_id
         payload = {"call_id": call_id, "from": sender, **payload_of(data)}
+        if call_id not in connection.calls:
+            # Not joined over this connection (or left): refused before any route is read, so
+            # a socket that never joined cannot make the server read a call's routes again.
+            raise PermissionDenied("Join the call on this connection before signaling in it.")
         return _Signal(call_id, to, sender, protocol.encode(event_type, payload))
 
     def direct(connection, data: dict) -> tuple[list[str], str] | None:
