@@ -2,17 +2,23 @@
 in bursts at call set-up)."""
 
 import time
+from collections.abc import Callable
 
 
 class TokenBucket:
-    def __init__(self, rate_per_second: float, burst: int) -> None:
+    """``burst`` tokens at most, refilled at ``rate_per_second``; each message takes one.
+    ``clock`` gives seconds (monotonic); tests pass their own."""
+
+    def __init__(self, rate_per_second: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate_per_second
         self.capacity = float(burst)
         self.tokens = float(burst)
-        self.updated = time.monotonic()
+        self.clock = clock
+        self.updated = clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
+        # However long the connection was idle, it never saves up more than one burst.
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
         if self.tokens >= 1:
