@@ -5,8 +5,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Role, User
+from core.serializers import UnsetAsNullChoiceField
 from sessions.join_window import REASONS, JoinDecision
-from sessions.models import Payment, PaymentKind, PaymentSource, PaymentStatus, Session, SessionStatus, SessionType
+from sessions.models import (
+    NoShowParty,
+    Payment,
+    PaymentKind,
+    PaymentSource,
+    PaymentStatus,
+    Session,
+    SessionStatus,
+    SessionType,
+)
 from sessions.services.payments import EVENT_TYPES
 
 # --- Enums with one schema name each -------------------------------------------------------
@@ -73,6 +83,9 @@ class SessionSerializer(serializers.ModelSerializer):
     cancelled_by = serializers.UUIDField(source="cancelled_by_id", read_only=True, allow_null=True)
     status = SessionStatusField(read_only=True)
     payment_status = PaymentStatusField(read_only=True)
+    no_show_party = UnsetAsNullChoiceField(
+        choices=NoShowParty.choices, help_text="Who missed a no-show session; null otherwise."
+    )
 
     class Meta:
         model = Session

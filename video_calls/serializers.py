@@ -9,7 +9,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from video_calls.models import Call, CallMedia, CallParticipant, EndReason
+from core.serializers import UnsetAsNullChoiceField
+from video_calls.models import Call, CallMedia, CallParticipant, EndReason, ParticipantStatus
 from video_calls.selectors.rooms import HOST_STATUSES, WaitingStatus
 from video_calls.services.access import JoinResult
 
@@ -17,7 +18,7 @@ from video_calls.services.access import JoinResult
 class UserBriefSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(source="full_name", read_only=True)
-    role = serializers.CharField(read_only=True)
+    role = serializers.CharField(read_only=True, help_text="The user's account role: patient, doctor or staff.")
 
 
 class CallParticipantSerializer(serializers.ModelSerializer):
@@ -68,6 +69,7 @@ class CallSerializer(serializers.ModelSerializer):
     host_id = serializers.UUIDField(read_only=True, allow_null=True)
     initiated_by_id = serializers.UUIDField(read_only=True)
     settings = CallSettingsSerializer(source="*", read_only=True)
+    end_reason = UnsetAsNullChoiceField(choices=EndReason.choices, help_text="Why the call ended; null until it ends.")
     participants = serializers.SerializerMethodField()
 
     class Meta:
@@ -123,7 +125,7 @@ class JoinResponseSerializer(serializers.Serializer):
     field is null and the client waits for ``waiting_room.admitted`` before joining again."""
 
     call = CallSerializer()
-    participant_status = serializers.CharField()
+    participant_status = serializers.ChoiceField(choices=ParticipantStatus.choices)
     waiting = serializers.BooleanField()
     ice_servers = IceServerSerializer(many=True, allow_null=True)
     ice_expires_at = serializers.DateTimeField(allow_null=True)
@@ -243,7 +245,7 @@ class WaitingQueuePageSerializer(serializers.Serializer):
 
 class WaitingStatusSerializer(serializers.Serializer):
     call_id = serializers.UUIDField()
-    participant_status = serializers.CharField()
+    participant_status = serializers.ChoiceField(choices=ParticipantStatus.choices)
     waiting_since = serializers.DateTimeField(allow_null=True)
     position = serializers.IntegerField(allow_null=True)
     host_status = serializers.ChoiceField(choices=HOST_STATUSES)

@@ -11,13 +11,17 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.serializers import UnsetAsNullChoiceField
 from video_calls.models import (
     Call,
+    CallEventType,
     CallKind,
     CallMedia,
     CallParticipant,
     CallQualitySample,
     CallStatus,
+    EndReason,
+    ParticipantRole,
     QualityGrade,
 )
 from video_calls.selectors.history import STATISTICS_PERIODS, call_quality_assessment
@@ -101,6 +105,7 @@ class CallPeerSerializer(serializers.ModelSerializer):
 
 class _CallSummaryFields(serializers.ModelSerializer):
     initiated_by = UserBriefSerializer(read_only=True)
+    end_reason = UnsetAsNullChoiceField(choices=EndReason.choices, help_text="Why the call ended; null until it ends.")
     quality_assessment = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.ChoiceField(choices=QualityAssessment.choices, allow_null=True))
@@ -171,8 +176,14 @@ class CallParticipantDetailSerializer(CallParticipantSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "enum": CallEventType.values}, component_name="CallEventTypeEnum")
+class CallEventTypeField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=CallEventType.choices, **kwargs)
+
+
 class CallEventSerializer(serializers.Serializer):
-    type = serializers.CharField(read_only=True)
+    type = CallEventTypeField(read_only=True)
     at = serializers.DateTimeField(read_only=True)
     actor = UserBriefSerializer(read_only=True, allow_null=True)
     subject = UserBriefSerializer(read_only=True, allow_null=True)
@@ -198,7 +209,7 @@ class CallDetailSerializer(_CallSummaryFields):
 class QualitySampleSerializer(serializers.ModelSerializer):
     call_id = serializers.UUIDField(read_only=True)
     user = UserBriefSerializer(source="participant.user", read_only=True)
-    role = serializers.CharField(source="participant.role", read_only=True)
+    role = serializers.ChoiceField(source="participant.role", choices=ParticipantRole.choices, read_only=True)
     packet_loss_percent = serializers.FloatField(read_only=True, allow_null=True)
     frame_rate = serializers.FloatField(read_only=True, allow_null=True)
     cpu_percent = serializers.FloatField(read_only=True, allow_null=True)
