@@ -1,6 +1,6 @@
 """Account endpoints: each validates its input, calls one service or selector, and serializes."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -29,6 +29,7 @@ from accounts.serializers import (
 )
 from accounts.throttles import AUTH_THROTTLES
 from core.pagination import PageNumberPagination
+from core.schema import error_response
 from core.validation import validated
 
 
@@ -43,7 +44,15 @@ class _PublicAuthApi(APIView):
 class RegisterApi(_PublicAuthApi):
     throttle_name = "register"
 
-    @extend_schema(tags=["auth"], request=RegisterSerializer, responses={202: DetailSerializer}, auth=[])
+    @extend_schema(
+        tags=["auth"],
+        request=RegisterSerializer,
+        responses={
+            202: DetailSerializer,
+            409: error_response("LICENSE_NUMBER_TAKEN: a doctor's license number is already on file."),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Register a patient or (unverified) doctor. The answer is the same whether or not the
         email was already registered; a confirmation link is emailed."""
@@ -154,10 +163,7 @@ class PhoneSendCodeApi(APIView):
         request=PhoneSendCodeSerializer,
         responses={
             202: DetailSerializer,
-            503: OpenApiResponse(
-                {"$ref": "#/components/schemas/ErrorResponse"},
-                description="SMS_UNAVAILABLE: the SMS provider failed; nothing changed, try again later.",
-            ),
+            503: error_response("SMS_UNAVAILABLE: the SMS provider failed; nothing changed, try again later."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -173,7 +179,14 @@ class PhoneVerifyApi(APIView):
     throttle_classes = AUTH_THROTTLES
     throttle_name = "phone-verify"
 
-    @extend_schema(tags=["auth"], request=PhoneVerifySerializer, responses={200: UserSerializer})
+    @extend_schema(
+        tags=["auth"],
+        request=PhoneVerifySerializer,
+        responses={
+            200: UserSerializer,
+            409: error_response("PHONE_NUMBER_TAKEN: the number is verified on another account."),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Confirm the account's phone number with the texted code; it then works as a login."""
         user = services.phone_verify(user=request.user, **validated(PhoneVerifySerializer, request.data))

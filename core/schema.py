@@ -1,4 +1,12 @@
-"""OpenAPI post-processing: every operation documents the one error shape for its 4xx answers."""
+"""OpenAPI post-processing: every operation documents the one error shape for its error answers.
+
+``add_error_responses`` declares on every operation the statuses any endpoint can answer (400,
+401, 403, 404, 429; 413 for POST, PUT, PATCH and DELETE; 415 where a request body is read) and
+gives every declared error status, including those a view names itself (``409: CONFLICT`` or
+``409: None``), the ``ErrorResponse`` body. ``tests/core/test_schema_conformance.py`` checks real answers against it.
+"""
+
+from drf_spectacular.utils import OpenApiResponse
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -25,6 +33,8 @@ ERROR_SCHEMA = {
     },
 }
 
+ERROR_REFERENCE = {"$ref": "#/components/schemas/ErrorResponse"}
+
 _ERROR_STATUSES = {
     "400": "Invalid input (VALIDATION_ERROR, MALFORMED_REQUEST, or a domain code).",
     "401": "Missing, invalid or revoked credentials.",
@@ -32,16 +42,43 @@ _ERROR_STATUSES = {
     "404": "Not found, or not yours.",
     "429": "Rate limited; see the Retry-After header.",
 }
+_BODY_ERROR_STATUSES = {
+    "413": "PAYLOAD_TOO_LARGE: the body exceeds MAX_REQUEST_BYTES (details.limit).",
+    "415": "UNSUPPORTED_MEDIA_TYPE: the body is not application/json.",
+}
+_DEFAULT_DESCRIPTIONS = {
+    **_ERROR_STATUSES,
+    **_BODY_ERROR_STATUSES,
+    "409": "Conflicts with the current state; the code says how (docs/errors.md).",
+    "503": "A dependency is unavailable; try again later.",
+}
+_UNSAFE_METHODS = {"post", "put", "patch", "delete"}
+_NO_BODY = "No response body"  # what drf-spectacular writes for ``{status: None}``
+
+CONFLICT = OpenApiResponse(ERROR_REFERENCE, description=_DEFAULT_DESCRIPTIONS["409"])
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An error status of one operation, answered in the error shape."""
+    return OpenApiResponse(ERROR_REFERENCE, description=description)
 
 
 def add_error_responses(result: dict, generator, request, public) -> dict:
     result.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = ERROR_SCHEMA
-    reference = {"$ref": "#/components/schemas/ErrorResponse"}
+    content = {"application/json": {"schema": ERROR_REFERENCE}}
     for path_item in result.get("paths", {}).values():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
-            for status_code, description in _ERROR_STATUSES.items():
-                responses.setdefault(
-                    status_code, {"description": description, "content": {"application/json": {"schema": reference}}}
-                )
+            statuses = dict(_ERROR_STATUSES)
+            if method in _UNSAFE_METHODS:  # the size limit counts any body, read or not
+                statuses["413"] = _BODY_ERROR_STATUSES["413"]
+            if "requestBody" in operation:
+                statuses.update(_BODY_ERROR_STATUSES)
+            for status_code, description in statuses.items():
+                responses.setdefault(status_code, {"description": description, "content": content})
+            for status_code, response in responses.items():
+                if int(status_code) >= 400 and not response.get("content"):
+                    response["content"] = content
+                    if response.get("description", _NO_BODY) == _NO_BODY:
+                        response["description"] = _DEFAULT_DESCRIPTIONS.get(status_code, "An error.")
     return result

@@ -1,7 +1,7 @@
 """Presence endpoints: my status, someone's presence (same privacy rule as the socket), and the
 doctors available now."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,9 +35,15 @@ class UserPresenceApi(APIView):
 
 
 class OnlineDoctorListApi(APIView):
-    @extend_schema(tags=["presence"], responses={200: OnlineDoctorSerializer(many=True)})
+    pagination_class = PageNumberPagination  # also how drf-spectacular knows the answer is a page
+
+    @extend_schema(
+        tags=["presence"],
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
+        responses={200: OnlineDoctorSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         """Verified doctors connected now, with their status."""
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.online_doctor_list(viewer=request.user), request, view=self)
         return paginator.get_paginated_response(OnlineDoctorSerializer(page, many=True).data)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.schema import CONFLICT, error_response
 from core.validation import validated
 from sessions import selectors, services
 from sessions.filters import SessionFilter
@@ -55,7 +56,7 @@ class SessionListCreateApi(GenericAPIView):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(SessionSerializer(page, many=True).data)
 
-    @extend_schema(tags=TAGS, request=SessionCreateSerializer, responses={201: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=SessionCreateSerializer, responses={201: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request) -> Response:
         """Book a session (status ``requested``). Patients book for themselves, doctors with their
         patients, staff for anyone."""
@@ -75,7 +76,7 @@ class SessionDetailApi(_SessionApi):
 
 
 class SessionConfirmApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=None, responses={200: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=None, responses={200: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id) -> Response:
         """The session's doctor or staff confirm a requested session, before its start. 409
         ``INVALID_SESSION_STATE`` if it is not requested; 409 ``REQUEST_LAPSED`` once its start
@@ -85,7 +86,7 @@ class SessionConfirmApi(_SessionApi):
 
 
 class SessionCancelApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=SessionCancelSerializer, responses={200: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=SessionCancelSerializer, responses={200: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id) -> Response:
         """Cancel a requested or confirmed session; a paid one is marked for refund."""
         data = validated(SessionCancelSerializer, request.data)
@@ -94,7 +95,7 @@ class SessionCancelApi(_SessionApi):
 
 
 class SessionRescheduleApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=SessionRescheduleSerializer, responses={200: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=SessionRescheduleSerializer, responses={200: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id) -> Response:
         """Move a requested or confirmed session, under the booking rules."""
         data = validated(SessionRescheduleSerializer, request.data)
@@ -111,7 +112,7 @@ class SessionCanJoinApi(_SessionApi):
 
 
 class SessionMarkPaidApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=MarkPaidSerializer, responses={200: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=MarkPaidSerializer, responses={200: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record a payment taken outside the provider."""
         data = validated(MarkPaidSerializer, request.data)
@@ -120,7 +121,7 @@ class SessionMarkPaidApi(_SessionApi):
 
 
 class SessionMarkRefundedApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=MarkRefundedSerializer, responses={200: SessionSerializer, 409: None})
+    @extend_schema(tags=TAGS, request=MarkRefundedSerializer, responses={200: SessionSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record that a paid session was refunded."""
         data = validated(MarkRefundedSerializer, request.data)
@@ -150,7 +151,11 @@ class PaymentWebhookApi(APIView):
     @extend_schema(
         tags=["payments"],
         request=WebhookEventSerializer,
-        responses={200: WebhookResultSerializer, 409: None, 503: None},
+        responses={
+            200: WebhookResultSerializer,
+            409: CONFLICT,
+            503: error_response("WEBHOOK_NOT_CONFIGURED: no webhook secret is set."),
+        },
         parameters=[
             OpenApiParameter(
                 SIGNATURE_HEADER,

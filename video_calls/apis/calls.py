@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.schema import CONFLICT
 from core.validation import validated
 from video_calls.models import Call
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
@@ -72,7 +73,7 @@ class SessionRoomApi(APIView):
         """The session's room, if it was created."""
         return Response(_call_body(rooms.session_room_get(user=request.user, session_id=session_id)))
 
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 201: CallSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 201: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, session_id: UUID) -> Response:
         """Get or create the session's one room (201 when created). Joining is separate."""
         room, created = rooms.session_room_get_or_create(user=request.user, session_id=session_id)
@@ -80,7 +81,7 @@ class SessionRoomApi(APIView):
 
 
 class CallInitiateApi(APIView):
-    @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallSerializer})
+    @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallSerializer, 409: CONFLICT})
     def post(self, request: Request) -> Response:
         """Ring someone (ad-hoc call). It rings for CALL_RING_TIMEOUT_SECONDS, then is missed."""
         call = adhoc.call_initiate(caller=request.user, **validated(CallInitiateSerializer, request.data))
@@ -88,7 +89,7 @@ class CallInitiateApi(APIView):
 
 
 class GroupConsultationCreateApi(APIView):
-    @extend_schema(tags=TAGS, request=GroupConsultationCreateSerializer, responses={201: CallSerializer})
+    @extend_schema(tags=TAGS, request=GroupConsultationCreateSerializer, responses={201: CallSerializer, 409: CONFLICT})
     def post(self, request: Request) -> Response:
         """Staff only: a group consultation with several invitees; the creator hosts it."""
         data = validated(GroupConsultationCreateSerializer, request.data)
@@ -97,14 +98,14 @@ class GroupConsultationCreateApi(APIView):
 
 
 class CallAcceptApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: JoinResponseSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: JoinResponseSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """The callee answers a ringing call and gets its media credentials."""
         return _join_response(adhoc.call_accept(call=_call_for(request, call_id), user=request.user))
 
 
 class CallDeclineApi(APIView):
-    @extend_schema(tags=TAGS, request=CallDeclineSerializer, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=CallDeclineSerializer, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """The callee refuses a ringing call, as ``declined`` or ``busy``."""
         data = validated(CallDeclineSerializer, request.data)
@@ -112,14 +113,14 @@ class CallDeclineApi(APIView):
 
 
 class CallCancelApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """The caller stops ringing."""
         return Response(_call_body(adhoc.call_cancel(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallHangupApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """Either side ends an ad-hoc call (a cancel or decline while it rings)."""
         return Response(_call_body(adhoc.call_hangup(call=_call_for(request, call_id), user=request.user)))
@@ -129,7 +130,7 @@ class CallJoinApi(APIView):
     @extend_schema(
         tags=TAGS,
         request=CallJoinSerializer,
-        responses={200: JoinResponseSerializer, 202: JoinResponseSerializer},
+        responses={200: JoinResponseSerializer, 202: JoinResponseSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Join a room: 200 with media credentials, or 202 while waiting to be admitted (no
@@ -139,21 +140,21 @@ class CallJoinApi(APIView):
 
 
 class CallLeaveApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """Leave the call or the waiting room. Leaving a 1:1 ad-hoc call ends it."""
         return Response(_call_body(rooms.call_leave(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallEndApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """End the call for everyone (the host or staff; either side of an ad-hoc call)."""
         return Response(_call_body(rooms.call_end(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallSettingsApi(APIView):
-    @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer})
+    @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer, 409: CONFLICT})
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Host-only: change the room's settings."""
         data = validated(RoomSettingsSerializer, request.data)
@@ -163,7 +164,7 @@ class CallSettingsApi(APIView):
 
 
 class MediaStateApi(APIView):
-    @extend_schema(tags=TAGS, request=MediaUpdateSerializer, responses={200: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=MediaUpdateSerializer, responses={200: CallParticipantSerializer, 409: CONFLICT})
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Change your microphone, camera or screen-share state; the room is told."""
         data = validated(MediaUpdateSerializer, request.data)
@@ -181,7 +182,7 @@ class ParticipantListApi(APIView):
 
 
 class InvitationCreateApi(APIView):
-    @extend_schema(tags=TAGS, request=InviteSerializer, responses={201: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=InviteSerializer, responses={201: CallParticipantSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """Host-only: invite someone into a session room or group consultation."""
         data = validated(InviteSerializer, request.data)
@@ -192,7 +193,7 @@ class InvitationCreateApi(APIView):
 
 
 class InvitationDeclineApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
         """The invitee declines. (To accept, join the call.)"""
         participant = guests.invitation_decline(call=_call_for(request, call_id), user=request.user)
@@ -200,7 +201,7 @@ class InvitationDeclineApi(APIView):
 
 
 class ParticipantAdmitApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: admit a waiting participant."""
         participant = waiting_room.participant_admit(
@@ -210,7 +211,7 @@ class ParticipantAdmitApi(APIView):
 
 
 class ParticipantSendBackApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: send a participant back to the waiting room."""
         participant = waiting_room.participant_send_back(
@@ -220,7 +221,7 @@ class ParticipantSendBackApi(APIView):
 
 
 class ParticipantRemoveApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: remove a participant; they cannot rejoin."""
         participant = guests.participant_remove(
