@@ -28,7 +28,8 @@ install: $(DEV_STAMP)
 migrate: $(BASE_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 
-## run: set up, seed demo data, serve HTTP + WebSocket (config/serve.py) with a Celery worker and beat.
+## run: set up, seed demo data, serve HTTP + WebSocket (config/serve.py) with a Celery worker and beat,
+## sharing one channel layer (REDIS_URL, or the embedded Redis); config/run.py starts and stops them.
 run: migrate
 	$(BIN)/python manage.py seed_demo
 	@echo ""
@@ -38,10 +39,7 @@ run: migrate
 	@echo "Admin      http://$(HOST):$(PORT)/admin/   (staff@demo.clinic)"
 	@echo "WebSocket  ws://$(HOST):$(PORT)/ws/"
 	@echo ""
-	@$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2 & worker=$$!; \
-	$(BIN)/celery -A config beat --loglevel=INFO & beat=$$!; \
-	trap 'kill $$worker $$beat 2>/dev/null; wait' EXIT INT TERM; \
-	WEBSOCKET_PUBLIC_URL=$${WEBSOCKET_PUBLIC_URL:-ws://$(HOST):$(PORT)/ws/} $(BIN)/python -m config.serve --host $(HOST) --port $(PORT)
+	@HOST=$(HOST) PORT=$(PORT) exec $(BIN)/python -m config.run
 
 ## test: install what the suite needs and run all of it.
 test: install

@@ -1,8 +1,8 @@
 """Settings shared by every environment.
 
 Everything that differs between a laptop and a clinic's servers comes from the environment
-(see docs/settings.md); the defaults here are the embedded ones: SQLite, an in-memory channel
-layer, a local-memory cache and a filesystem Celery broker.
+(see docs/settings.md); the defaults here are the embedded ones: SQLite, an embedded Redis channel
+layer (config/embedded_redis.py), a local-memory cache and a filesystem Celery broker.
 """
 
 from datetime import timedelta
@@ -202,9 +202,16 @@ PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
 CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
 # Browsers always send Origin on a WebSocket handshake; native clients must send one of these too.
+# By default the server's own origin is allowed, at the host and port it serves (HOST and PORT, as
+# `make run` and config/serve.py read them): the API docs page opens the socket from there.
+_SERVED_PORT = env.int("PORT", default=8000)
+_SERVED_HOST = env.str("HOST", default="127.0.0.1")
+_SERVED_HOSTS = ["localhost", "127.0.0.1"]  # a wildcard bind (0.0.0.0, ::) is reached through these too
+if _SERVED_HOST not in ("", "0.0.0.0", "::", *_SERVED_HOSTS):  # noqa: S104 - compared, not bound
+    _SERVED_HOSTS.append(f"[{_SERVED_HOST}]" if ":" in _SERVED_HOST else _SERVED_HOST)
 WEBSOCKET_ALLOWED_ORIGINS = env.list(
     "WEBSOCKET_ALLOWED_ORIGINS",
-    default=[*CORS_ALLOWED_ORIGINS, "http://localhost:8000", "http://127.0.0.1:8000"],
+    default=[*CORS_ALLOWED_ORIGINS, *(f"http://{host}:{_SERVED_PORT}" for host in _SERVED_HOSTS)],
 )
 
 # --- REST API -------------------------------------------------------------------------------
