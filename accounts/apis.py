@@ -163,7 +163,10 @@ class PhoneSendCodeApi(APIView):
         request=PhoneSendCodeSerializer,
         responses={
             202: DetailSerializer,
-            503: error_response("SMS_UNAVAILABLE: the SMS provider failed; nothing changed, try again later."),
+            503: error_response(
+                "SMS_UNAVAILABLE: the SMS provider failed; nothing changed, try again later. "
+                "(Or SERVICE_UNAVAILABLE, as on every endpoint, when a dependency is down.)"
+            ),
         },
     )
     def post(self, request: Request) -> Response:

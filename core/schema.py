@@ -1,10 +1,10 @@
 """OpenAPI post-processing: every operation documents the one error shape for its error answers.
 
 ``add_error_responses`` declares on every operation the statuses any endpoint can answer (400,
-401, 403, 404, 429; 413 for POST, PUT, PATCH and DELETE; 415 where a request body is read) and
-gives every declared error status, including those a view names itself (``409: CONFLICT`` or
-``409: None``), the ``ErrorResponse`` body. ``tests/core/test_schema_conformance.py`` checks real answers against it.
-"""
+401, 403, 404, 429, 503; 413 for POST, PUT, PATCH and DELETE; 415 where a request body is read)
+and gives every declared error status, including those a view names itself (``409: CONFLICT``
+or ``409: None``), the ``ErrorResponse`` body. ``tests/core/test_schema_conformance.py`` checks
+real answers against it."""
 
 from drf_spectacular.utils import OpenApiResponse
 
@@ -41,6 +41,10 @@ _ERROR_STATUSES = {
     "403": "Authenticated but not allowed.",
     "404": "Not found, or not yours.",
     "429": "Rate limited; see the Retry-After header.",
+    "503": (
+        "SERVICE_UNAVAILABLE: a dependency (database, Redis, task broker) is down or busy; "
+        "retry after the Retry-After header's seconds."
+    ),
 }
 _BODY_ERROR_STATUSES = {
     "413": "PAYLOAD_TOO_LARGE: the body exceeds MAX_REQUEST_BYTES (details.limit).",
@@ -50,7 +54,6 @@ _DEFAULT_DESCRIPTIONS = {
     **_ERROR_STATUSES,
     **_BODY_ERROR_STATUSES,
     "409": "Conflicts with the current state; the code says how (docs/errors.md).",
-    "503": "A dependency is unavailable; try again later.",
 }
 _UNSAFE_METHODS = {"post", "put", "patch", "delete"}
 _NO_BODY = "No response body"  # what drf-spectacular writes for ``{status: None}``

@@ -154,7 +154,10 @@ class PaymentWebhookApi(APIView):
         responses={
             200: WebhookResultSerializer,
             409: CONFLICT,
-            503: error_response("WEBHOOK_NOT_CONFIGURED: no webhook secret is set."),
+            503: error_response(
+                "WEBHOOK_NOT_CONFIGURED: no webhook secret is set. (Or SERVICE_UNAVAILABLE, as on every "
+                "endpoint, when a dependency is down.)"
+            ),
         },
         parameters=[
             OpenApiParameter(

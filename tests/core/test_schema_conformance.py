@@ -22,6 +22,7 @@ alternative, and objects that name their properties refuse unnamed ones.
 
 import json
 import re
+import socket
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -31,6 +32,7 @@ import jsonschema
 import pytest
 import time_machine
 from django.core import mail
+from django.test import override_settings
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
@@ -578,6 +580,15 @@ def test_group_consultation_flow(client_as, people):
 # --- Presence, realtime tickets, health ----------------------------------------------------------
 
 
+def _redis_down():
+    """Redis (cache and readiness) on a loopback port nothing listens on: a real outage."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    return override_settings(CACHES={"default": cache}, REDIS_URL=url)
+
+
 def test_presence_realtime_and_health_flow(client_as, people, settings):
     doctor, patient, outsider = people["doctor"], people["patient"], people["outsider"]
     SessionFactory(doctor=doctor, patient=patient)
@@ -600,6 +611,9 @@ def test_presence_realtime_and_health_flow(client_as, people, settings):
     assert error_code(as_patient.get("/api/v1/no-such-endpoint/"), 404) == "NOT_FOUND"
     assert error_code(as_patient.delete("/api/v1/me/"), 405) == "METHOD_NOT_ALLOWED"
     assert error_code(as_patient.post("/api/v1/calls/initiate/", "callee", content_type="text/plain"), 415)
+    with _redis_down():
+        assert error_code(client_as().post("/api/v1/auth/login/", {"email": patient.email, "password": "x"}), 503)
+        assert status_of(client_as().get("/api/health/ready"), 503)["checks"]["redis"] == "unavailable"
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     too_large = as_patient.post("/api/v1/calls/initiate/", {"callee_id": "x" * 2048}, format="json")
     assert error_code(too_large, 413) == "PAYLOAD_TOO_LARGE"
