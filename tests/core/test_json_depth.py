@@ -1,5 +1,5 @@
-"""Deeply nested JSON is a malformed request (400), never a crash, on every JSON endpoint and on
-the WebSocket."""
+"""Deeply nested JSON is a malformed request (400), never a crash, on every JSON endpoint and in
+the WebSocket envelope parser (the socket itself: tests/realtime/test_deep_json.py)."""
 
 import pytest
 
@@ -60,21 +60,6 @@ def test_loads_limited_refuses_deep_documents_with_value_error(settings):
 def test_websocket_envelope_parser_refuses_deep_json_as_malformed_message():
     with pytest.raises(MalformedMessage):
         parse_envelope('{"type": "presence.heartbeat", "data": {"x": ' + nested(100_000) + "}}")
-
-
-@pytest.mark.asyncio
-@pytest.mark.django_db(transaction=True)
-async def test_deep_json_on_the_socket_answers_a_malformed_message_error_event(patient):
-    from tests.realtime.conftest import open_socket, receive
-
-    communicator = await open_socket(patient)
-    await communicator.send_to(text_data='{"id": "r1", "type": "presence.heartbeat", "data": ' + nested(5000) + "}")
-
-    reply = await receive(communicator)
-
-    assert reply["type"] == "error"
-    assert reply["data"]["code"] == "MALFORMED_MESSAGE"
-    await communicator.disconnect()
 
 
 def test_signed_payment_webhook_with_very_deep_json_is_malformed_request(anon_client, settings):
