@@ -7,7 +7,6 @@ uvicorn's stock websockets-sansio protocol: both refuse a send after ``websocket
 
 import asyncio
 import json
-import logging
 import socket
 
 import pytest
@@ -16,11 +15,14 @@ import uvicorn
 from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from config.asgi import application
 from config.serve import SERVER_OPTIONS
 from presence.models import PresenceConnection, PresenceStatus, UserPresence
+from tests.realtime import conftest
 from tests.realtime.conftest import ORIGIN, ServedSocket, next_event, open_socket, receive, request
+from tests.realtime.test_frames import RawClient, masked
 from tests.sessions.factories import SessionFactory
 from video_calls.models import CallParticipant, CallStatus, ParticipantStatus
 from video_calls.services.adhoc import call_accept, call_initiate
@@ -48,9 +50,11 @@ async def server_url(request):
             break
         await asyncio.sleep(0.025)
     assert server.started, "uvicorn did not start"
+    conftest._served_url = f"ws://127.0.0.1:{port}"  # for RawClient
     try:
-        yield f"ws://127.0.0.1:{port}"
+        yield conftest._served_url
     finally:
+        conftest._served_url = None
         server.should_exit = True
         await asyncio.wait_for(task, 10)
 
@@ -78,6 +82,10 @@ def _state_of(user, call) -> tuple[str, int, str, str]:
         CallParticipant.objects.get(call=call, user=user).status,
         type(call).objects.get(pk=call.pk).status,
     )
+
+
+def _application_errors(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "ASGI application" in record.getMessage()]
 
 
 async def _eventually(read, expected, timeout: float = 5.0):
@@ -121,8 +129,39 @@ async def test_closing_for_an_oversized_frame_with_a_message_queued_still_cleans
     # The patient is still connected; leaving a 1:1 call ended it, so they are no longer busy.
     assert await _eventually(lambda: UserPresence.objects.get(user=patient).status, "online") == "online"
     # The queued message was dropped, not answered after the close (which the server refuses).
-    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert not _application_errors(caplog)
     await patient_socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("bad_frame", "code"),
+    [
+        (masked(Opcode.TEXT, b'{"type": "\xff"}'), 1007),  # not UTF-8
+        (Frame(Opcode.TEXT, b"{}").serialize(mask=False), 1002),  # a client's frames are masked
+    ],
+    ids=["1007", "1002"],
+)
+async def test_a_protocol_error_behind_queued_messages_still_cleans_up(
+    server_url, doctor, patient, bad_frame, code, caplog
+):
+    call = await database_sync_to_async(_ongoing_call)(doctor, patient)
+    client = await RawClient.open(doctor)
+    await client.write(
+        masked(Opcode.TEXT, json.dumps({"type": "call.join", "id": "j", "data": {"call_id": str(call.pk)}}).encode())
+    )
+    assert json.loads(await client.next_text())["id"] == "j"
+    heartbeat = {"type": "presence.heartbeat", "id": "h"}  # the database, so the next message waits
+    ice = {"type": "signal.ice", "id": "i", "data": {"call_id": str(call.pk), "to": str(patient.pk), "candidate": {}}}
+
+    await client.write(
+        masked(Opcode.TEXT, json.dumps(heartbeat).encode()) + masked(Opcode.TEXT, json.dumps(ice).encode()) + bad_frame
+    )
+
+    assert await client.close_code() == code
+    doctor_left = (PresenceStatus.OFFLINE, 0, ParticipantStatus.LEFT, CallStatus.COMPLETED)
+    assert await _eventually(lambda: _state_of(doctor, call), doctor_left) == doctor_left
+    assert not _application_errors(caplog)
+    client.close()
 
 
 async def test_a_connection_that_ends_without_a_disconnect_message_still_cleans_up(doctor, patient):
