@@ -112,7 +112,9 @@ class DoctorPublicProfileSerializer(serializers.ModelSerializer):
 class DoctorDirectorySerializer(serializers.ModelSerializer):
     """What any signed-in user may see of a doctor."""
 
-    profile = DoctorPublicProfileSerializer(source="doctor_profile", read_only=True)
+    profile = DoctorPublicProfileSerializer(
+        source="doctor_profile", read_only=True, allow_null=True, help_text="Null for an account without a profile."
+    )
 
     class Meta:
         model = User
@@ -123,7 +125,9 @@ class DoctorDirectorySerializer(serializers.ModelSerializer):
 class PatientDirectorySerializer(serializers.ModelSerializer):
     """What a patient's doctors and staff see of them."""
 
-    profile = PatientProfileSerializer(source="patient_profile", read_only=True)
+    profile = PatientProfileSerializer(
+        source="patient_profile", read_only=True, allow_null=True, help_text="Null for an account without a profile."
+    )
 
     class Meta:
         model = User

@@ -40,13 +40,14 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from rest_framework.test import APIClient
 
 from accounts import sms
+from accounts.models import Role
 from accounts.tokens import token_pair_for
 from presence.models import PresenceStatus, UserPresence
 from sessions.models import Session
 from sessions.services.lifecycle import session_no_show_sweep
 from sessions.services.payments import SIGNATURE_HEADER, webhook_signature
 from tests.accounts.helpers import link_in
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 from tests.sessions.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -370,6 +371,14 @@ def test_directory_flow(client_as, people):
     assert error_code(as_doctor.get(f"/api/v1/patients/{outsider.pk}/"), 404) == "NOT_FOUND"
     assert error_code(as_patient.get("/api/v1/patients/"), 403) == "PERMISSION_DENIED"
     status_of(as_staff.get("/api/v1/patients/", {"search": "Oscar"}), 200)
+
+    # An account made in the admin without its profile inline has no profile.
+    bare = UserFactory(role=Role.PATIENT)
+    SessionFactory(doctor=doctor, patient=bare, scheduled_start=timezone.now() + timedelta(days=5))
+    assert status_of(as_doctor.get(f"/api/v1/patients/{bare.pk}/"), 200)["profile"] is None
+    status_of(client_as(bare).get("/api/v1/me/"), 200)
+    bare_doctor = UserFactory(role=Role.DOCTOR)
+    assert status_of(as_staff.get(f"/api/v1/doctors/{bare_doctor.pk}/"), 200)["profile"] is None
     status_of(as_staff.get("/api/v1/doctors/"), 200)
 
 
