@@ -10,7 +10,9 @@ every answer:
 3. the body validates against the declared ``application/json`` schema, strictly: every
    required field present, no field the schema does not name, enums, nullability, formats
    (uuid, date-time, date, uri) and patterns as declared;
-4. an error answer (4xx/5xx) also has the one error shape of docs/errors.md.
+4. an error answer (4xx/5xx) also has the one error shape of docs/errors.md;
+5. a JSON request body the server accepted (2xx) validates against the declared request body,
+   so a client built from the schema can send what the flows send.
 
 The last test checks that the flows drove every operation of the schema to a success answer,
 so a new endpoint needs a step here.
@@ -177,6 +179,8 @@ class Conformance:
                 f"(declared: {', '.join(sorted(operation['responses']))})"
             )
         self.seen.add((operation["operationId"], status))
+        if response.status_code < 300:
+            self._check_request(response, operation, template, label)
         if declared_schema is None:
             if body is not None:
                 raise SchemaDisagreement(f"{label}: the schema declares no JSON body, the answer has one: {body!r}")
@@ -185,6 +189,20 @@ class Conformance:
         if key not in self._validators:
             self._validators[key] = self._validator(declared_schema)
         self._validate(self._validators[key], body, label)
+
+    def _check_request(self, response, operation: dict[str, Any], template: str, label: str) -> None:
+        """A body the server accepted must be one the schema allows: a client built from the
+        schema has to be able to send it."""
+        request = response.wsgi_request
+        if not request.body or request.content_type != "application/json":
+            return
+        declared = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if declared is None:
+            raise SchemaDisagreement(f"{label}: accepted a JSON body, but the schema declares none")
+        key = (template, request.method, "request")
+        if key not in self._validators:
+            self._validators[key] = self._validator(declared)
+        self._validate(self._validators[key], json.loads(request.body), f"{label} (request body)")
 
     @staticmethod
     def _body(response, label: str) -> Any:
@@ -284,6 +302,16 @@ def test_the_checker_refuses_an_error_answer_out_of_the_error_shape(client_as, c
 
     response.content = json.dumps({"detail": "Authentication credentials were not provided."}).encode()
     with pytest.raises(SchemaDisagreement, match=r"error shape"):
+        conformance.check(response)
+
+
+def test_the_checker_refuses_an_accepted_request_body_the_schema_does_not_allow(people, conformance):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_pair_for(people['patient'])['access']}")
+    response = client.patch("/api/v1/me/", {"first_name": "Alicia", "role": "staff"})  # role is ignored
+    assert response.status_code == 200
+
+    with pytest.raises(SchemaDisagreement, match=r"\(request body\)[^\n]*\n.*'role' was unexpected"):
         conformance.check(response)
 
 
