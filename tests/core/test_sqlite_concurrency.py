@@ -82,6 +82,27 @@ elif case == "call":
     ends = at_once(lambda client, number: client.post(
         f"/api/v1/calls/{room}/end/", HTTP_AUTHORIZATION="Bearer " + tokens["doctor"]))
     answers = {"joins": joins, "ends": ends}
+elif case == "sweeps":
+    from presence.tasks import sweep_stale_connections
+    from sessions.tasks import sessions_lapse_requests, sessions_mark_no_shows
+    from video_calls.tasks import calls_end_stale, calls_expire_ringing
+    sweeps = [sweep_stale_connections, sessions_mark_no_shows, sessions_lapse_requests, calls_end_stale,
+              calls_expire_ringing]
+    tokens = [token_pair_for(PatientFactory())["access"] for _ in range(15)]
+    connections.close_all()
+
+    def sweep_or_update(client, number):
+        if number % 2:
+            return client.put("/api/v1/presence/me/", {"status": "away"}, content_type="application/json",
+                              HTTP_AUTHORIZATION="Bearer " + tokens[number // 2])
+        try:
+            sweeps[number // 2 % len(sweeps)]()
+        except Exception as error:
+            return type("Answer", (), {"status_code": type(error).__name__, "json": lambda self: {},
+                                       "headers": {}})()
+        return type("Answer", (), {"status_code": "swept", "json": lambda self: {}, "headers": {}})()
+
+    answers = at_once(sweep_or_update)
 elif case == "held-lock":
     access = token_pair_for(PatientFactory())["access"]
     connections.close_all()
@@ -160,3 +181,9 @@ def test_concurrent_joins_and_ends_of_a_call_resolve_without_errors(migrated_dat
     ends = sorted(answer["status"] for answer in answers["ends"])
     assert ends == [200] + [409] * 29, answers["ends"]
     assert {answer["code"] for answer in answers["ends"] if answer["status"] == 409} == {"INVALID_CALL_STATE"}
+
+
+def test_sweeps_running_beside_requests_neither_fail(migrated_database, tmp_path):
+    answers = run_case(migrated_database, tmp_path, "sweeps")
+
+    assert [answer["status"] for answer in answers] == ["swept", 200] * 15, answers
