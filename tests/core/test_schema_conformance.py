@@ -332,6 +332,21 @@ def test_accounts_flow(client_as, people, django_capture_on_commit_callbacks):
         )
     assert error_code(anon.post("/api/v1/auth/register/", {"email": "not-an-email"}), 400) == "VALIDATION_ERROR"
     status_of(anon.post("/api/v1/auth/register/", "{", content_type="application/json"), 400)  # not JSON
+    doctor_body = {
+        "email": "dr.new@example.test",
+        "password": "Sturdy-Lantern-42",
+        "first_name": "Derek",
+        "last_name": "Shepherd",
+        "role": "doctor",
+        "specialty": "Neurology",
+        "license_number": "NEURO-0001",
+        "consultation_fee": "120.00",
+        "currency": "USD",
+        "time_zone": "America/Chicago",
+    }
+    status_of(anon.post("/api/v1/auth/register/", doctor_body), 202)
+    same_license = anon.post("/api/v1/auth/register/", {**doctor_body, "email": "dr.other@example.test"})
+    assert error_code(same_license, 409) == "LICENSE_NUMBER_TAKEN"
     confirm = link_in(mail.outbox[-1])
     status_of(anon.post("/api/v1/auth/email/verify/", {"uid": confirm["uid"], "token": confirm["token"]}), 200)
     status_of(anon.post("/api/v1/auth/email/resend/", {"email": "new@example.test"}), 202)
@@ -369,6 +384,9 @@ def test_accounts_flow(client_as, people, django_capture_on_commit_callbacks):
     me.credentials(HTTP_AUTHORIZATION=f"Bearer {fresh['access']}")
     status_of(me.post("/api/v1/auth/logout/"), 204)
     assert error_code(me.get("/api/v1/me/"), 401) == "TOKEN_INVALID"
+    profile = {"bio": "Neurologist.", "consultation_fee": "130.00", "consultation_minutes": 45}
+    updated = status_of(client_as(people["doctor"]).patch("/api/v1/me/", {"doctor_profile": profile}), 200)
+    assert updated["doctor_profile"]["consultation_fee"] == "130.00"
     assert error_code(client_as().get("/api/v1/me/"), 401) == "NOT_AUTHENTICATED"
 
 
@@ -415,12 +433,14 @@ def test_directory_flow(client_as, people):
 WEBHOOK_SECRET = "whsec-conformance-0123456789abcdef"
 
 
-def _paid_by_webhook(client: CheckedClient, session_id: str, *, amount: str = "75.00") -> Any:
+def _paid_by_webhook(
+    client: CheckedClient, session_id: str, *, amount: str = "75.00", event_type: str = "payment.succeeded"
+) -> Any:
     now = int(timezone.now().timestamp())
     body = json.dumps(
         {
-            "id": f"evt_{session_id}",
-            "type": "payment.succeeded",
+            "id": f"evt_{event_type}_{session_id}",
+            "type": event_type,
             "created": now,
             "data": {"session_id": session_id, "amount": amount, "currency": "USD", "payment_id": "pi_1"},
         }
@@ -474,6 +494,9 @@ def test_session_booking_payment_and_room_flow(client_as, people, settings):
     assert status_of(_paid_by_webhook(client_as(), other["id"]), 200)["result"] == "processed"
     assert status_of(_paid_by_webhook(client_as(), other["id"]), 200)["result"] == "duplicate"
     assert error_code(_paid_by_webhook(client_as(), str(uuid.uuid4())), 404)
+    assert (
+        status_of(_paid_by_webhook(client_as(), other["id"], event_type="charge.disputed"), 200)["result"] == "ignored"
+    )
     moved = {"scheduled_start": (start + timedelta(days=1, hours=3)).isoformat()}
     status_of(as_doctor.post(f"{other_url}/reschedule/", moved), 200)
     status_of(as_doctor.post(f"{other_url}/cancel/", {"reason": "Conference"}), 200)
