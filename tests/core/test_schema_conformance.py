@@ -97,7 +97,7 @@ _DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 FORMATS = jsonschema.FormatChecker(formats=())
 
 
-@FORMATS.checks("uuid")
+@FORMATS.checks("uuid", raises=ValueError)
 def _is_uuid(value: object) -> bool:
     return not isinstance(value, str) or str(uuid.UUID(value)) == value
 
@@ -281,7 +281,7 @@ def test_the_checker_refuses_a_body_or_status_the_schema_does_not_declare(client
     response = client_as(people["patient"]).get("/api/v1/me/")
     assert response.status_code == 200
 
-    tampered = {**response.json(), "role": "superhero", "undeclared": 1}
+    tampered = {**response.json(), "role": "superhero", "undeclared": 1, "id": "42", "date_joined": "last Tuesday"}
     del tampered["email"]
     response.content = json.dumps(tampered).encode()
     with pytest.raises(SchemaDisagreement) as disagreement:
@@ -290,6 +290,8 @@ def test_the_checker_refuses_a_body_or_status_the_schema_does_not_declare(client
     assert "'email' is a required property" in message
     assert "'superhero' is not one of" in message
     assert "'undeclared' was unexpected" in message
+    assert "'42' is not a 'uuid'" in message
+    assert "'last Tuesday' is not a 'date-time'" in message
 
     response.status_code = 202
     with pytest.raises(SchemaDisagreement, match="status 202 is not declared"):
