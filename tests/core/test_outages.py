@@ -6,6 +6,7 @@ PostgreSQL case runs in a subprocess, since this process's database connection i
 """
 
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -155,6 +156,8 @@ print(json.dumps(answers))
 
 def test_every_kind_of_view_with_postgresql_down_answers_service_unavailable_fast():
     environment = {
+        # The clock of make test-clock-ahead moves the subprocess too (tests/clock_ahead).
+        **{name: os.environ[name] for name in ("CLOCK_AHEAD_DAYS", "PYTHONPATH") if name in os.environ},
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/telehealth",

@@ -12,11 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
+# The clock of make test-clock-ahead moves the subprocesses too (tests/clock_ahead).
+_CLOCK = {name: os.environ[name] for name in ("CLOCK_AHEAD_DAYS",) if name in os.environ}
+_PYTHONPATH = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]))
+
 BASE_ENVIRONMENT = {
+    **_CLOCK,
+    "PYTHONPATH": _PYTHONPATH,
     "PATH": "/usr/bin:/bin",
     "DJANGO_SETTINGS_MODULE": "config.settings.test",
     "ALLOWED_HOSTS": "testserver",
@@ -141,7 +148,7 @@ def run_case(migrated_database: str, tmp_path, case: str, **environment: str) ->
     probe = subprocess.run(
         [sys.executable, "-c", _PROBE, case, path],
         cwd=django_settings.BASE_DIR,
-        env={**BASE_ENVIRONMENT, "DATABASE_URL": f"sqlite:///{path}", "PYTHONPATH": os.getcwd(), **environment},
+        env={**BASE_ENVIRONMENT, "DATABASE_URL": f"sqlite:///{path}", **environment},
         capture_output=True,
         text=True,
         timeout=240,
