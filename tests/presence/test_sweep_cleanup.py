@@ -128,3 +128,28 @@ def test_a_heartbeat_after_the_sweep_says_the_connection_is_gone(patient, settin
     sweep_stale_connections.delay().get()
 
     assert presence_heartbeat(channel_name="silent") is False
+
+
+def test_a_leave_that_cannot_be_scheduled_does_not_stop_the_others(
+    doctor, patient, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        call = _ongoing_call(doctor, patient)
+        _connected_in_call(doctor, call, "doctor-channel")
+        _connected_in_call(patient, call, "patient-channel")
+    _heartbeats_stop("doctor-channel", "patient-channel", settings=settings)
+    schedule = call_tasks.call_leave_unless_reconnected.apply_async
+
+    def broker_down_for_the_doctor(*args, **kwargs):
+        if kwargs["args"][1] == str(doctor.pk):
+            raise ConnectionError("broker unreachable")
+        return schedule(*args, **kwargs)
+
+    monkeypatch.setattr(call_tasks.call_leave_unless_reconnected, "apply_async", broker_down_for_the_doctor)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        dropped = sweep_stale_connections.delay().get()
+
+    assert dropped == 2
+    assert CallParticipant.objects.get(call=call, user=patient).status == ParticipantStatus.LEFT
+    assert UserPresence.objects.get(user=doctor).status == PresenceStatus.OFFLINE

@@ -16,9 +16,8 @@ Joining is where every gate sits, in this order (docs/calls.md):
    ``in_progress`` (``session_record_join``).
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from functools import partial
 from uuid import UUID
 
 from django.conf import settings
@@ -274,17 +273,20 @@ def calls_leave_after_grace(*, user_id, call_ids: Iterable) -> None:
     """A connection of ``user_id`` in these calls is gone — its socket closed, or the presence
     sweep dropped it after its heartbeats stopped. Once the current transaction commits, each
     call gets ``call_leave_unless_reconnected`` after ``REALTIME_RECONNECT_GRACE_SECONDS``: the
-    user leaves it unless they are back in it by then (a reload must not end a call)."""
+    user leaves it unless they are back in it by then (a reload must not end a call). Robust:
+    one that cannot be scheduled (the broker is down) is logged and the others still are."""
     from video_calls.tasks import call_leave_unless_reconnected
 
-    for call_id in sorted({str(call_id) for call_id in call_ids if call_id is not None}):
-        transaction.on_commit(
-            partial(
-                call_leave_unless_reconnected.apply_async,
-                args=[call_id, str(user_id)],
-                countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS,
+    def schedule(call_id: str) -> Callable[[], None]:
+        def leave_after_grace() -> None:  # named: a robust hook's failure is logged by its name
+            call_leave_unless_reconnected.apply_async(
+                args=[call_id, str(user_id)], countdown=settings.REALTIME_RECONNECT_GRACE_SECONDS
             )
-        )
+
+        return leave_after_grace
+
+    for call_id in sorted({str(call_id) for call_id in call_ids if call_id is not None}):
+        transaction.on_commit(schedule(call_id), robust=True)
 
 
 def call_leave_unless_reconnected(*, call_id, user_id) -> bool:
