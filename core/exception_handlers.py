@@ -20,7 +20,7 @@ from rest_framework_simplejwt import exceptions as jwt_exceptions
 
 from core.errors import error_body
 from core.exceptions import ApplicationError
-from core.outages import outage_answer, outage_of
+from core.outages import is_lost_race, outage_answer, outage_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if dependency is not None:
         body, headers = outage_answer(dependency)
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
+
+    if is_lost_race(exc):
+        view = context.get("view")
+        logger.warning("Constraint refused a concurrent write in %s", type(view).__name__ if view else "view")
+        return Response(
+            error_body("CONFLICT", "Another request changed this at the same time. Reload and try again."),
+            status=status.HTTP_409_CONFLICT,
+        )
 
     view = context.get("view")
     logger.exception("Unhandled exception in %s", type(view).__name__ if view else "view")

@@ -16,7 +16,7 @@ import sqlite3
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
 
 from core.errors import error_body
 
@@ -69,6 +69,20 @@ def outage_of(exc: BaseException) -> str | None:
     if isinstance(exc, _BROKER_ERRORS):
         return "broker"
     return None
+
+
+def is_lost_race(exc: BaseException) -> bool:
+    """A unique or exclusion constraint refused a write: a concurrent request got there first.
+
+    Services turn the races they expect into their own 409 codes; this is the net under the
+    rest, so that losing a race is a 409 ``CONFLICT``, not a 500. Other integrity errors (a
+    NOT NULL or foreign key violated by our code) stay bugs."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, sqlite3.IntegrityError):
+        return str(cause).startswith("UNIQUE constraint failed")
+    return type(cause).__name__ in ("UniqueViolation", "ExclusionViolation")  # psycopg's classes
 
 
 def outage_answer(dependency: str) -> tuple[dict[str, Any], dict[str, str]]:
