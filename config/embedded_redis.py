@@ -15,8 +15,8 @@ Lifecycle:
    that use it, and they can still send while they shut down.
 2. ``make run`` (config/run.py) starts it before the server, worker and beat and stops it
    (``stop``) after them. Outside ``make run``, ``python -m config.embedded_redis stop`` stops it.
-3. A server left running by a crash is reused if it answers; a socket nobody answers on (the
-   server was killed) is removed and a new server started.
+3. A server left running by a crash is reused if it answers; on a socket nobody answers on (the
+   server was killed) a new server is started.
 
 Nothing is persisted: the layer holds messages in flight and group memberships, both of which
 expire within a minute, so the server runs with ``save ""`` and no append-only file.
@@ -140,8 +140,7 @@ def ensure_running(var_dir: Path | None = None) -> bool:
             return False
         if _alive(_pid(folder)) and _wait_serving(path, START_TIMEOUT):
             return False  # a server that was still starting up
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()  # left by a server that was killed
+        # A socket file left by a killed server needs no removing: redis-server replaces it.
         # Redis reads its configuration from arguments; every value is ours, none from a client.
         command = [
             executable(),
