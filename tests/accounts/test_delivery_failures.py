@@ -5,8 +5,10 @@ reaches the logs."""
 
 import logging
 import re
+import traceback
 
 import pytest
+from celery.exceptions import Retry
 from django.core import mail
 from django.test import override_settings
 from kombu.exceptions import OperationalError
@@ -197,3 +199,38 @@ def test_registration_stands_when_the_confirmation_cannot_be_queued(anon_client,
     assert response.status_code == 202, response.content
     assert User.objects.filter(email="margaret.hamilton@example.test").exists()
     _assert_no_phi_logged(caplog, "margaret.hamilton@example.test")
+
+
+# --- Email: the SMTP server refuses ------------------------------------------------------------
+
+
+class RefusingEmailBackend:
+    """An SMTP server that refuses the recipient, quoting the address as real servers do."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def send_messages(self, messages) -> int:
+        import smtplib
+
+        address = messages[0].to[0]
+        raise smtplib.SMTPRecipientsRefused({address: (550, f"5.1.1 <{address}>: mailbox unavailable".encode())})
+
+
+@override_settings(EMAIL_BACKEND="tests.accounts.test_delivery_failures.RefusingEmailBackend")
+def test_a_refused_email_is_retried_and_its_failure_names_no_address(caplog):
+    # given an account whose mail server refuses the address
+    patient = PatientFactory(email="refused@example.test")
+    caplog.set_level(logging.DEBUG)
+
+    # when the worker tries to send the reset link (in-process, the first retry propagates)
+    with pytest.raises(Retry) as retried:
+        tasks.send_password_reset_email.apply(args=[str(patient.pk)])
+
+    # then it is retried as an undelivered email
+    assert isinstance(retried.value.exc, tasks.EmailNotSent)
+    assert str(retried.value.exc) == "SMTPRecipientsRefused"
+    # and neither the logs nor what Celery reports and stores (the whole traceback) quote the address
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert patient.email not in logged
+    assert patient.email not in "".join(traceback.format_exception(retried.value))
