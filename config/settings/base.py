@@ -252,7 +252,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Telehealth API",
     "DESCRIPTION": (
         "Video consultations between doctors and patients. Every error has the shape "
-        '`{"error": {"code", "message", "details"}}`; codes are listed in docs/errors.md.'
+        '`{"error": {"code", "message", "details", "request_id"}}`; codes are listed in docs/errors.md.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
