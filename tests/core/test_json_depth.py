@@ -3,7 +3,7 @@ the WebSocket envelope parser (the socket itself: tests/realtime/test_deep_json.
 
 import pytest
 
-from core.parsers import json_loads_limited
+from core.parsers import json_depth, json_loads_limited
 from realtime.protocol import MalformedMessage, parse_envelope
 from tests.assertions import assert_error
 
@@ -80,3 +80,33 @@ def test_signed_payment_webhook_with_very_deep_json_is_malformed_request(anon_cl
     )
 
     assert_error(response, 400, "MALFORMED_REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("1", 0),
+        ('"[[[["', 0),
+        ('{"a": "[[[[[[[[[", "b": {}}', 2),
+        ('["\\"]]]", [1, {"c": []}]]', 4),
+        ('{"a": "\\\\", "b": [[]]}', 3),
+        (nested(100), 100),
+    ],
+)
+def test_depth_is_read_off_the_text_ignoring_brackets_in_strings(text, depth):
+    assert json_depth(text) == depth
+
+
+def test_brackets_inside_strings_do_not_count_against_the_limit(anon_client, settings):
+    settings.MAX_JSON_DEPTH = 2
+    body = '{"email": "a@example.test", "password": "' + "[" * 100 + '"}'
+
+    response = anon_client.post("/api/v1/auth/login/", body, content_type="application/json")
+
+    assert_error(response, 401, "INVALID_CREDENTIALS")
+
+
+def test_an_unknown_charset_is_read_as_utf8_not_a_crash(anon_client):
+    response = anon_client.post("/api/v1/auth/login/", b"{}", content_type="application/json; charset=no-such-charset")
+
+    assert_error(response, 400, "VALIDATION_ERROR")
