@@ -127,7 +127,7 @@ async def test_a_200_mib_chunked_upload_to_a_served_app_is_refused_early():
         while sent < offered and not response.done():
             writer.write(framed)
             sent += len(chunk)
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), 10)
     except ConnectionError:
         pass  # the server closed the connection after answering
     head = await asyncio.wait_for(response, 10)
