@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
         "else on); --no-direct-path serves with uvicorn's stock protocol.",
     )
     arguments = parser.parse_args(argv)
+    # The settings derive the socket's default allowed origins from HOST and PORT; the options
+    # given here are what is served, so the application (loaded below) reads them.
+    os.environ["HOST"] = arguments.host
+    os.environ["PORT"] = str(arguments.port)
     direct_path = arguments.direct_path
     if direct_path is None:
         try:

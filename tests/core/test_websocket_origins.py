@@ -58,3 +58,22 @@ def test_an_explicit_list_replaces_the_default():
     assert _origins(PORT="8102", WEBSOCKET_ALLOWED_ORIGINS="https://app.clinic.example") == [
         "https://app.clinic.example"
     ]
+
+
+def test_the_server_command_hands_its_host_and_port_to_the_settings(monkeypatch):
+    # given no HOST or PORT in the environment, and the server started with its own options
+    from config import serve
+
+    for name in ("HOST", "PORT"):
+        monkeypatch.setenv(name, "")  # recorded, so what the command sets is undone afterwards
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **options: None)
+
+    serve.main(["--host", "127.0.0.1", "--port", "8102"])
+
+    # then the settings the application loads see what is served
+    assert (os.environ["HOST"], os.environ["PORT"]) == ("127.0.0.1", "8102")
+    assert _origins(HOST=os.environ["HOST"], PORT=os.environ["PORT"])[1:] == [
+        "http://localhost:8102",
+        "http://127.0.0.1:8102",
+    ]
