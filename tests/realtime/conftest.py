@@ -87,17 +87,18 @@ class ServedSocket:
         await asyncio.sleep(0.05)
 
 
-@pytest_asyncio.fixture
-async def served():
-    """Serve the application with uvicorn and the production WebSocket protocol while the test
-    runs: ``open_socket`` then connects through it."""
+@contextlib.asynccontextmanager
+async def serving(options: dict | None = None, **config):
+    """Serve the application with uvicorn on a free loopback port, in the test's event loop,
+    with ``options`` (default: the production ``SERVER_OPTIONS``); ``open_socket`` and
+    ``RawClient`` connect through it while the block runs. Yields the server."""
     global _served_url
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    options = {name: value for name, value in SERVER_OPTIONS.items() if name != "loop"}  # the test's loop
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", **options)
-    server = uvicorn.Server(config)
+    options = {name: value for name, value in (options or SERVER_OPTIONS).items() if name != "loop"}  # the test's
+    config = {"log_level": "warning", **config}
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, **options, **config))
     task = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started or task.done():
@@ -111,6 +112,14 @@ async def served():
         _served_url = None
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@pytest_asyncio.fixture
+async def served():
+    """Serve the application with uvicorn and the production WebSocket protocol while the test
+    runs: ``open_socket`` then connects through it."""
+    async with serving() as server:
+        yield server
 
 
 @pytest.fixture(params=["communicator", "uvicorn"])

@@ -7,17 +7,14 @@ uvicorn's stock websockets-sansio protocol: both refuse a send after ``websocket
 
 import asyncio
 import json
-import socket
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from channels.db import database_sync_to_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from config.asgi import application
 from config.serve import SERVER_OPTIONS
 from presence.models import PresenceConnection, PresenceStatus, UserPresence
 from tests.realtime import conftest
@@ -38,25 +35,8 @@ PROTOCOLS = {
 @pytest_asyncio.fixture(params=sorted(PROTOCOLS))
 async def server_url(request):
     """ws://127.0.0.1:<port> of uvicorn serving the application with the given protocol."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    options = {name: value for name, value in SERVER_OPTIONS.items() if name != "loop"}
-    options["ws"] = PROTOCOLS[request.param]
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_config=None, **options))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.025)
-    assert server.started, "uvicorn did not start"
-    conftest._served_url = f"ws://127.0.0.1:{port}"  # for RawClient
-    try:
+    async with conftest.serving({**SERVER_OPTIONS, "ws": PROTOCOLS[request.param]}, log_config=None):
         yield conftest._served_url
-    finally:
-        conftest._served_url = None
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def _open(url: str, user) -> ServedSocket:

@@ -4,7 +4,6 @@
 
 import asyncio
 import logging
-import socket
 from importlib.metadata import version
 
 import pytest
@@ -201,26 +200,11 @@ def call(doctor, patient):
 
 
 @pytest_asyncio.fixture
-async def served_stock(monkeypatch):
+async def served_stock():
     """The application served as ``REALTIME_DIRECT_PATH=false`` serves it; ``open_socket``
     connects through it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    options = {name: value for name, value in serve.server_options(direct_path=False).items() if name != "loop"}
-    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", **options))
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.025)
-    assert server.started, "uvicorn did not start"
-    monkeypatch.setattr(conftest, "_served_url", f"ws://127.0.0.1:{port}")
-    try:
+    async with conftest.serving(serve.server_options(direct_path=False)) as server:
         yield server
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 def _websocket_protocols(server) -> list:
