@@ -15,7 +15,8 @@ Targets:
 - ``uvicorn`` and ``daphne``: our ASGI application (``config.asgi:application``), the full
   stack — ticket authentication, origin check, participant checks, envelope validation — on
   each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
-  is) or ``memory`` (no ``REDIS_URL``). ``uvicorn`` is the production command
+  is) or ``embedded`` (no ``REDIS_URL``: the embedded Redis of config/embedded_redis.py, as
+  ``make run`` uses it). ``uvicorn`` is the production command
   (``python -m config.serve``, with the direct path of realtime/direct.py); ``daphne`` serves
   the same application on the ordinary ASGI path.
 
@@ -45,8 +46,11 @@ import psutil
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(PROJECT_ROOT))
 
 import loadgen  # noqa: E402
+
+from config import embedded_redis  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -189,6 +193,8 @@ class Run:
                 "DATABASE_URL": self.database_url,
                 "VAR_DIR": str(self.workdir / "var"),
                 "REDIS_URL": self.redis_url if layer == "redis" else "",
+                # The load generator's clients present one origin, whatever port is served.
+                "WEBSOCKET_ALLOWED_ORIGINS": loadgen.ORIGIN,
                 # Each connection sends one message per round trip, far above a person's rate.
                 "REALTIME_RATE_PER_SECOND": "1000000",
                 "REALTIME_RATE_BURST": "1000000",
@@ -253,6 +259,8 @@ class Run:
         return process
 
     def cleanup(self) -> None:
+        # The embedded layer's server outlives the processes that started it (config/embedded_redis.py).
+        embedded_redis.stop(self.workdir / "var")
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -267,9 +275,6 @@ def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
     copies = arguments.server_procs if target in SERVER_TARGETS else 1
     name = target if target in REFERENCE_TARGETS else f"{target}/{layer}" + (f" x{copies}" if copies > 1 else "")
     point: dict[str, Any] = {"target": name, "server": target, "layer": layer, "pairs": pairs, "server_procs": copies}
-    if copies > 1 and layer == "memory":
-        point["fatal"] = ["several server processes need a shared (Redis) channel layer"]
-        return point
     try:
         specs = run.prepare(layer, pairs) if target in SERVER_TARGETS else loadgen.reference_pairs(pairs)
     except Exception as error:
@@ -417,7 +422,7 @@ def check_redis(url: str) -> None:
             pass
     except OSError:
         raise SystemExit(
-            f"No Redis at {url}. Start one, set REDIS_URL, or measure the in-memory layer: --layers memory"
+            f"No Redis at {url}. Start one, set REDIS_URL, or measure the embedded layer: --layers embedded"
         ) from None
 
 
@@ -429,7 +434,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets", default="raw,socketio,daphne,uvicorn", help="Any of raw, socketio, daphne, uvicorn."
     )
-    parser.add_argument("--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, memory.")
+    parser.add_argument("--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, embedded.")
     parser.add_argument("--duration", type=float, default=10.0, help="Measured seconds per point.")
     parser.add_argument(
         "--warmup", type=float, default=None, help="Seconds of load before the measured window (default 2 + P/250)."
@@ -463,7 +468,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         if target not in REFERENCE_TARGETS + SERVER_TARGETS:
             parser.error(f"unknown target {target}")
     for layer in arguments.layer_list:
-        if layer not in ("redis", "memory"):
+        if layer not in ("redis", "embedded"):
             parser.error(f"unknown layer {layer}")
     if not 1 <= arguments.server_procs <= 4:
         parser.error("--server-procs must be between 1 and 4")
