@@ -1,0 +1,62 @@
+"""Messaging in the admin: metadata only. A message's body is neither shown nor editable (not
+even its ciphertext): staff see who wrote to whom and when, never what."""
+
+from django.contrib import admin
+
+from messaging.models import Contact, Conversation, ConversationMember, Message
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ConversationMemberInline(admin.TabularInline):
+    model = ConversationMember
+    fields = ["user", "joined_at", "last_read_seq", "last_read_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "call", "created_at", "last_message_at", "last_seq"]
+    list_filter = ["kind"]
+    fields = ["id", "kind", "user_low", "user_high", "call", "created_at", "last_message_at", "last_seq"]
+    readonly_fields = fields
+    inlines = [ConversationMemberInline]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["id", "conversation", "seq", "sender", "type", "is_private", "created_at", "deleted_at"]
+    list_filter = ["type", "is_private"]
+    list_select_related = ["sender"]
+    # Never body_encrypted: not the body, and not its ciphertext either.
+    fields = [
+        "id",
+        "conversation",
+        "seq",
+        "sender",
+        "type",
+        "call",
+        "is_private",
+        "recipient",
+        "client_message_id",
+        "key_id",
+        "created_at",
+        "deleted_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["owner", "contact", "created_at"]
+    list_select_related = ["owner", "contact"]
+    readonly_fields = ["created_at"]
+    raw_id_fields = ["owner", "contact"]
