@@ -7,8 +7,7 @@ from django.db import connection
 from messaging.models import Message
 from messaging.services.conversations import conversation_call_open, conversation_direct_open
 from messaging.services.messages import message_send
-from tests.sessions.factories import SessionFactory
-from tests.video_calls.factories import CallFactory, CallParticipantFactory
+from tests.video_calls.factories import CallFactory, CallParticipantFactory, SessionFactory
 from video_calls.models import CallKind, ParticipantRole, ParticipantStatus
 
 

@@ -12,7 +12,7 @@ from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.factories import DoctorFactory, PatientFactory
 from tests.messaging.conftest import send
-from tests.sessions.factories import SessionFactory
+from tests.video_calls.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db
 
