@@ -28,6 +28,14 @@ class _UserRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str:
         return getattr(settings, self.rate_setting)
 
+    def wait(self) -> float:
+        """Seconds until the next message is allowed: when the ``num_requests``-th newest one
+        leaves the window. Never None (DRF's answer once the rate was lowered below what the
+        history holds), so a 429 always says when to retry."""
+        if len(self.history) < self.num_requests:
+            return 0.0
+        return max(0.0, self.duration - (self.now - self.history[self.num_requests - 1]))
+
     def get_cache_key(self, request, view) -> str | None:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
@@ -50,5 +58,5 @@ def throttle_user(throttle_class: type[_UserRateThrottle], user: User) -> None:
     throttle = throttle_class()
     if throttle.allow_request(SimpleNamespace(user=user), None):
         return
-    retry_after = max(1, math.ceil(throttle.wait() or 1))
+    retry_after = max(1, math.ceil(throttle.wait()))
     raise ChatRateLimited(details={"retry_after": retry_after})

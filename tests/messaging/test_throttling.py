@@ -41,3 +41,17 @@ def test_the_default_rate_is_thirty_a_minute(direct, patient):
     statuses = [client.post("/api/v1/messages/", target).status_code for _ in range(31)]
 
     assert statuses == [201] * 30 + [429]
+
+
+def test_a_rate_lowered_below_what_was_sent_still_says_when_to_retry(direct, patient, settings):
+    client = client_for(patient)
+    target = {"conversation_id": str(direct.pk), "body": "hi"}
+    for _ in range(5):
+        client.post("/api/v1/messages/", target)
+
+    settings.MESSAGE_THROTTLE_RATE = "2/min"
+    refused = client.post("/api/v1/messages/", target)
+
+    error = assert_error(refused, 429, "RATE_LIMITED")
+    assert 0 < int(refused["Retry-After"]) <= 60
+    assert error["details"]["retry_after"] == int(refused["Retry-After"])
