@@ -34,6 +34,7 @@ import jsonschema
 import pytest
 import time_machine
 from django.core import mail
+from django.core.cache import cache
 from django.test import override_settings
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -637,6 +638,74 @@ def test_group_consultation_flow(client_as, people):
     status_of(as_staff.get(f"{call_url}/"), 200)
     status_of(as_staff.get("/api/v1/calls/history/", {"kind": "group"}), 200)
     status_of(as_staff.get("/api/v1/calls/statistics/", {"scope": "all", "period": "90d"}), 200)
+
+
+# --- Messaging -----------------------------------------------------------------------------------
+
+
+def test_messaging_flow(client_as, people, settings):
+    doctor, patient, staff, outsider = people["doctor"], people["patient"], people["staff"], people["outsider"]
+    SessionFactory(doctor=doctor, patient=patient)
+    as_patient, as_doctor = client_as(patient), client_as(doctor)
+
+    conversation = status_of(as_patient.post("/api/v1/conversations/", {"user_id": str(doctor.pk)}), 201)
+    status_of(as_doctor.post("/api/v1/conversations/", {"user_id": str(patient.pk)}), 200)
+    assert error_code(as_patient.post("/api/v1/conversations/", {"user_id": str(outsider.pk)}), 404) == "USER_NOT_FOUND"
+    assert error_code(as_patient.post("/api/v1/conversations/", {}), 400) == "VALIDATION_ERROR"
+    url = f"/api/v1/conversations/{conversation['id']}"
+    first = {"conversation_id": conversation["id"], "body": "How are you feeling?", "client_message_id": "c-1"}
+    sent = status_of(as_doctor.post("/api/v1/messages/", first), 201)
+    assert status_of(as_doctor.post("/api/v1/messages/", first), 200)["id"] == sent["id"]
+    reply = status_of(as_patient.post("/api/v1/messages/", {"user_id": str(doctor.pk), "body": "Better"}), 201)
+    assert reply["client_message_id"] is None
+    reused = {**first, "conversation_id": None}
+    assert error_code(as_doctor.post("/api/v1/messages/", reused), 400) == "VALIDATION_ERROR"
+
+    listed = status_of(as_patient.get("/api/v1/conversations/", {"page_size": 5}), 200)
+    assert listed["results"][0]["last_message"]["body"] == "Better"
+    status_of(as_patient.get(f"{url}/"), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"page_size": 1}), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"after": sent["id"]}), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"since": sent["created_at"]}), 200)
+    assert error_code(client_as(outsider).get(f"{url}/"), 404) == "CONVERSATION_NOT_FOUND"
+    status_of(as_patient.post(f"{url}/delivered/", {"message_id": sent["id"]}), 200)
+    status_of(as_patient.post(f"{url}/read/", {"message_id": sent["id"]}), 200)
+    status_of(as_doctor.post(f"/api/v1/messages/{reply['id']}/read/"), 200)
+    assert error_code(as_doctor.delete(f"/api/v1/messages/{reply['id']}/"), 403) == "NOT_MESSAGE_SENDER"
+    status_of(as_doctor.delete(f"/api/v1/messages/{sent['id']}/"), 204)
+    settings.MESSAGE_DELETE_WINDOW_SECONDS = 0
+    assert error_code(as_patient.delete(f"/api/v1/messages/{reply['id']}/"), 409) == "DELETE_WINDOW_PASSED"
+    cache.clear()  # the doctor's sends so far are forgotten: one more is allowed
+    settings.MESSAGE_THROTTLE_RATE = "1/min"
+    limited = {"conversation_id": conversation["id"], "body": "again"}
+    status_of(as_doctor.post("/api/v1/messages/", limited), 201)
+    assert error_code(as_doctor.post("/api/v1/messages/", limited), 429) == "RATE_LIMITED"
+
+    status_of(as_patient.get("/api/v1/contacts/"), 200)
+    other_doctor = UserFactory(role=Role.DOCTOR)
+    assert error_code(as_patient.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 404)  # no profile
+    status_of(as_doctor.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 201)
+    status_of(as_doctor.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 200)
+    status_of(as_doctor.delete(f"/api/v1/contacts/{other_doctor.pk}/"), 204)
+    assert error_code(as_doctor.delete(f"/api/v1/contacts/{other_doctor.pk}/"), 404) == "CONTACT_NOT_FOUND"
+    status_of(client_as(staff).post("/api/v1/contacts/", {"user_id": str(outsider.pk)}), 201)
+
+
+def test_call_chat_flow(client_as, people):
+    doctor, patient, staff = people["doctor"], people["patient"], people["staff"]
+    as_staff = client_as(staff)
+    group = {"title": "Case review", "invitee_ids": [str(doctor.pk), str(patient.pk)]}
+    call = status_of(as_staff.post("/api/v1/calls/group/", group), 201)
+    status_of(as_staff.post(f"/api/v1/calls/{call['id']}/join/", {}), 200)
+    assert error_code(client_as(patient).post("/api/v1/conversations/", {"call_id": call["id"]}), 403)
+
+    chat = status_of(as_staff.post("/api/v1/conversations/", {"call_id": call["id"]}), 201)
+    assert (chat["kind"], chat["call_id"]) == ("call", call["id"])
+    status_of(as_staff.post("/api/v1/conversations/", {"call_id": call["id"]}), 200)
+    said = status_of(as_staff.post("/api/v1/messages/", {"call_id": call["id"], "body": "Welcome"}), 201)
+    assert said["call_id"] == call["id"]
+    aside = {"conversation_id": chat["id"], "body": "x", "recipient_id": str(patient.pk)}
+    assert error_code(as_staff.post("/api/v1/messages/", aside), 400) == "INVALID_RECIPIENT"  # not in the chat
 
 
 # --- Presence, realtime tickets, health ----------------------------------------------------------
