@@ -45,7 +45,7 @@ def _locked_conversation(*, sender: User, conversation_id) -> Conversation:
     one conversation take their numbers one after another, in commit order."""
     conversation = (
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("call")
+        .select_related("call", "user_low", "user_high")
         .filter(pk=conversation_id, members__user=sender)
         .first()
     )
@@ -59,8 +59,7 @@ def _members_for_send(*, sender: User, conversation: Conversation) -> list:
     two people must still be allowed to message each other; a call's chat must be on, and its
     members are brought up to date with the call's participants."""
     if conversation.kind == ConversationKind.DIRECT:
-        other_id = conversation.user_high_id if conversation.user_low_id == sender.pk else conversation.user_low_id
-        other = User.objects.get(pk=other_id)
+        other = conversation.user_high if conversation.user_low_id == sender.pk else conversation.user_low
         if not may_message(user=sender, other=other):
             raise MessagingNotAllowed()
         return [conversation.user_low_id, conversation.user_high_id]

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core import events as core_events
 from messaging.models import Message, MessageReceipt, ReceiptStatus
+from messaging.services.messages import message_send
 from messaging.services.receipts import messages_mark_read
 from tests.assertions import assert_error
 from tests.conftest import client_for
@@ -56,6 +57,20 @@ def test_a_retry_with_the_same_client_key_stores_one_message(direct, patient, pa
     assert (first.status_code, retry.status_code) == (201, 200)
     assert retry.json() == first.json()
     assert Message.objects.count() == 1
+
+
+def test_a_send_is_a_fixed_handful_of_statements(direct, call_chat, patient, staff):
+    def statements_of(**send_kwargs) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            message_send(body="x", **send_kwargs)
+        return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+    # the conversation locked with both people, the care relationship, the message, its receipt,
+    # the conversation's last activity; a client key adds the look-up of a stored retry
+    assert len(statements_of(sender=patient, conversation_id=direct.pk)) == 5
+    assert len(statements_of(sender=patient, conversation_id=direct.pk, client_message_id="k")) == 6
+    # a call's chat also reads the participants and brings the members up to date (two statements)
+    assert len(statements_of(sender=staff, conversation_id=call_chat.pk)) == 7
 
 
 def test_a_client_key_reused_in_another_conversation_is_a_conflict(direct, call_chat, patient_client):
