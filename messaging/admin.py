@@ -7,10 +7,16 @@ from messaging.models import Contact, Conversation, ConversationMember, Message
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Conversations and messages change only through the services (their rules, events and
+    receipts); the admin neither adds, edits nor hard-deletes them."""
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
