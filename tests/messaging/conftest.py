@@ -54,4 +54,6 @@ def raw_message_rows() -> list[tuple]:
 
 # Socket tests here run consumers' database work in threads, as the realtime tests do: the same
 # clean-up of those threads' connections at the end of the session.
-from tests.realtime.conftest import _database_threads_give_back_connections  # noqa: E402, F401
+# The ``transport`` fixture runs a socket test through Channels' communicator and again through
+# uvicorn with the production protocol (``served``).
+from tests.realtime.conftest import _database_threads_give_back_connections, served, transport  # noqa: E402, F401

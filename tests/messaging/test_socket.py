@@ -35,7 +35,9 @@ async def _quiet(socket) -> bool:
     return True
 
 
-async def test_a_sent_message_is_acked_with_the_stored_message_and_reaches_the_other_member(care, patient, doctor):
+async def test_a_sent_message_is_acked_with_the_stored_message_and_reaches_the_other_member(
+    care, patient, doctor, transport
+):
     conversation = await _direct(patient, doctor)
     patient_socket, doctor_socket = await open_socket(patient), await open_socket(doctor)
 
@@ -100,7 +102,7 @@ async def test_outsiders_get_the_same_not_found_codes_as_over_rest(care, patient
     await socket.disconnect()
 
 
-async def test_a_private_message_reaches_its_two_people_only(group_call, staff, doctor, patient):
+async def test_a_private_message_reaches_its_two_people_only(group_call, staff, doctor, patient, transport):
     conversation = await _call_chat(group_call, staff)
     staff_socket, doctor_socket, patient_socket = [await open_socket(user) for user in (staff, doctor, patient)]
 
