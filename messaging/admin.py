@@ -1,9 +1,10 @@
 """Messaging in the admin: metadata only. A message's body is neither shown nor editable (not
-even its ciphertext): staff see who wrote to whom and when, never what."""
+even its ciphertext): staff see who wrote to whom and when, never what. Likewise an
+attachment's type, size and access, never its name, bytes or storage name."""
 
 from django.contrib import admin
 
-from messaging.models import Contact, Conversation, ConversationMember, Message
+from messaging.models import Attachment, Contact, Conversation, ConversationMember, Message
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -66,3 +67,25 @@ class ContactAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "contact"]
     readonly_fields = ["created_at"]
     raw_id_fields = ["owner", "contact"]
+
+
+@admin.register(Attachment)
+class AttachmentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "owner", "content_type", "size", "access", "created_at", "deleted_at"]
+    list_filter = ["access", "content_type"]
+    list_select_related = ["owner"]
+    # Never name_encrypted or storage_name: the name may say what the file is, and the storage
+    # name leads to the (encrypted) bytes.
+    fields = [
+        "id",
+        "owner",
+        "access",
+        "conversation",
+        "call",
+        "content_type",
+        "size",
+        "key_id",
+        "created_at",
+        "deleted_at",
+    ]
+    readonly_fields = fields

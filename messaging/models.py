@@ -108,6 +108,10 @@ class Message(models.Model):
     )
     # The sender's key for this message (empty: none given); a retry with it finds this row.
     client_message_id = models.CharField(max_length=64, blank=True, default="")
+    # The file an image, file or voice-note message carries; one message per attachment.
+    attachment = models.OneToOneField(
+        "Attachment", on_delete=models.PROTECT, null=True, blank=True, related_name="message"
+    )
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -176,3 +180,52 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_id} -> {self.contact_id}"
+
+
+class AttachmentAccess(models.TextChoices):
+    PRIVATE = "private", "Private"
+    SHARED_CALL = "shared_call", "Shared with a call"
+    SHARED_CONVERSATION = "shared_conversation", "Shared with a conversation"
+
+
+class Attachment(models.Model):
+    """An uploaded file: its bytes encrypted in storage (messaging/attachment_files.py), its name
+    encrypted here; who may read it is messaging.selectors ``attachments_readable_by``.
+
+    Deleted (its message deleted), the file is removed and the row stays as a tombstone: no
+    name, no storage name, ``deleted_at`` set."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="attachments")
+    access = models.CharField(max_length=24, choices=AttachmentAccess.choices, default=AttachmentAccess.PRIVATE)
+    # The conversation of a ``shared_conversation`` attachment, the call of a ``shared_call`` one.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    call = models.ForeignKey("video_calls.Call", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Fernet token of the sanitized original name, under the same key as the file.
+    name_encrypted = models.TextField(blank=True, default="")
+    content_type = models.CharField(max_length=64, help_text="Detected from the bytes, never the client's.")
+    size = models.PositiveBigIntegerField(help_text="Bytes of the plaintext.")
+    storage_name = models.CharField(max_length=255, blank=True, default="")
+    key_id = models.CharField(max_length=16, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(access="private", conversation__isnull=True, call__isnull=True)
+                | Q(access="shared_call", conversation__isnull=True, call__isnull=False)
+                | Q(access="shared_conversation", conversation__isnull=False, call__isnull=True),
+                name="messaging_attachment_access_target",
+            ),
+        ]
+
+    def __str__(self) -> str:  # never the name
+        return f"{self.content_type} attachment {self.id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None

@@ -14,7 +14,15 @@ from django.db.models.functions import Coalesce
 
 from accounts.models import Role, User
 from core.exceptions import NotFound
-from messaging.models import Contact, Conversation, ConversationMember, Message, MessageReceipt
+from messaging.models import (
+    Attachment,
+    AttachmentAccess,
+    Contact,
+    Conversation,
+    ConversationMember,
+    Message,
+    MessageReceipt,
+)
 from sessions import selectors as session_selectors
 from video_calls.models import CallParticipant, ParticipantStatus
 
@@ -209,3 +217,41 @@ def message_get_for_user(*, user: User, message_id, conversation: Conversation |
     if message is None:
         raise MessageNotFound()
     return message
+
+
+# --- Attachments -------------------------------------------------------------------------------
+
+
+def attachments_readable_by(*, user: User) -> QuerySet[Attachment]:
+    """The attachments ``user`` may read (metadata and bytes), erased ones aside:
+
+    * their own;
+    * ``shared_conversation``: those of conversations they are a member of;
+    * ``shared_call``: those of calls they are a chat participant of (``CALL_CHAT_PARTICIPANT_STATUSES``);
+    * any attachment in a message they see (``visible_to``, as a current member): sending a
+      ``private`` attachment shares it with that message's audience, and with nobody else
+      (in a private message: its recipient only).
+    """
+    memberships = ConversationMember.objects.filter(user=user).values("conversation_id")
+    calls = CallParticipant.objects.filter(user=user, status__in=CALL_CHAT_PARTICIPANT_STATUSES).values("call_id")
+    in_visible_message = Message.objects.filter(
+        visible_to(user), attachment=OuterRef("pk"), conversation__in=memberships, deleted_at__isnull=True
+    )
+    return Attachment.objects.filter(deleted_at__isnull=True).filter(
+        Q(owner=user)
+        | Q(access=AttachmentAccess.SHARED_CONVERSATION, conversation__in=memberships)
+        | Q(access=AttachmentAccess.SHARED_CALL, call__in=calls)
+        | Exists(in_visible_message)
+    )
+
+
+class AttachmentNotFound(NotFound):
+    code = "ATTACHMENT_NOT_FOUND"
+    default_message = "Attachment not found."
+
+
+def attachment_get_for_user(*, user: User, attachment_id) -> Attachment:
+    attachment = attachments_readable_by(user=user).filter(pk=attachment_id).first()
+    if attachment is None:
+        raise AttachmentNotFound()
+    return attachment

@@ -54,6 +54,11 @@ class MessageSerializer(serializers.ModelSerializer):
     body = serializers.SerializerMethodField()
     body_unreadable = serializers.SerializerMethodField()
     client_message_id = serializers.SerializerMethodField()
+    attachment_id = serializers.UUIDField(
+        read_only=True,
+        allow_null=True,
+        help_text="The file of an image, file or voice-note message: GET attachments/<id>/.",
+    )
     receipts = serializers.SerializerMethodField()
 
     class Meta:
@@ -69,6 +74,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "is_private",
             "recipient_id",
             "client_message_id",
+            "attachment_id",
             "created_at",
             "deleted_at",
             "receipts",
@@ -164,20 +170,24 @@ class MessageSendSerializer(serializers.Serializer):
     """Where to (exactly one of ``conversation_id``, ``user_id``: a direct conversation, created on
     the first message; ``call_id``: the call's conversation) and what. ``recipient_id`` makes the
     message private to that member of a call's conversation. ``client_message_id`` is the
-    client's key for this message: a retry with it answers the stored message."""
+    client's key for this message: a retry with it answers the stored message. An ``image``,
+    ``file`` or ``voice_note`` message carries the ``attachment_id`` of an upload (its ``body``,
+    a caption, may then be empty)."""
 
     conversation_id = serializers.UUIDField(required=False)
     user_id = serializers.UUIDField(required=False)
     call_id = serializers.UUIDField(required=False)
-    # Attachments (image, file, voice note) are not accepted yet; system messages are the server's.
-    type = serializers.ChoiceField(choices=[MessageType.TEXT], default=MessageType.TEXT)
-    body = serializers.CharField(trim_whitespace=False)
+    # System messages are the server's.
+    type = serializers.ChoiceField(
+        choices=[MessageType.TEXT, MessageType.IMAGE, MessageType.FILE, MessageType.VOICE_NOTE],
+        default=MessageType.TEXT,
+    )
+    body = serializers.CharField(trim_whitespace=False, allow_blank=True, required=False, default="")
+    attachment_id = serializers.UUIDField(required=False)
     recipient_id = serializers.UUIDField(required=False)
     client_message_id = serializers.CharField(required=False, min_length=1, max_length=64)
 
     def validate_body(self, body: str) -> str:
-        if not body.strip():
-            raise serializers.ValidationError("A message needs some text.", code="blank")
         if len(body) > settings.MESSAGE_MAX_CHARS:
             raise serializers.ValidationError(f"At most {settings.MESSAGE_MAX_CHARS} characters.", code="max_length")
         return body
@@ -187,6 +197,17 @@ class MessageSendSerializer(serializers.Serializer):
         if len(targets) != 1:
             raise serializers.ValidationError(
                 "Give exactly one of conversation_id, user_id and call_id.", code="one_target"
+            )
+        if attrs.get("type", MessageType.TEXT) == MessageType.TEXT:
+            if not attrs.get("body", "").strip():
+                raise serializers.ValidationError({"body": ["A message needs some text."]}, code="blank")
+            if "attachment_id" in attrs:
+                raise serializers.ValidationError(
+                    {"attachment_id": ["A text message carries no attachment."]}, code="invalid"
+                )
+        elif "attachment_id" not in attrs:
+            raise serializers.ValidationError(
+                {"attachment_id": ["An image, file or voice-note message needs one."]}, code="required"
             )
         return attrs
 

@@ -2,8 +2,9 @@
 REST send endpoint uses the throttle class (429 ``RATE_LIMITED`` with ``Retry-After``), the
 socket calls ``throttle_user`` (an ``error`` event with the same code and ``retry_after``).
 
-Rates are settings (``MESSAGE_THROTTLE_RATE``, ``CHAT_TYPING_THROTTLE_RATE``), read when a
-throttle is made, so changing one takes effect without a restart of the test process.
+Rates are settings (``MESSAGE_THROTTLE_RATE``, ``CHAT_TYPING_THROTTLE_RATE``,
+``ATTACHMENT_UPLOAD_THROTTLE_RATE``), read when a throttle is made, so changing one takes effect
+without a restart of the test process.
 """
 
 import math
@@ -46,6 +47,11 @@ class _UserRateThrottle(SimpleRateThrottle):
 class MessageSendThrottle(_UserRateThrottle):
     scope = "messages"
     rate_setting = "MESSAGE_THROTTLE_RATE"
+
+
+class AttachmentUploadThrottle(_UserRateThrottle):
+    scope = "attachment_uploads"
+    rate_setting = "ATTACHMENT_UPLOAD_THROTTLE_RATE"
 
 
 class ChatTypingThrottle(_UserRateThrottle):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from messaging import apis
+from messaging import apis, attachment_apis
 
 urlpatterns = [
     path("conversations/", apis.ConversationListApi.as_view(), name="conversation-list"),
@@ -21,6 +21,13 @@ urlpatterns = [
     path("messages/", apis.MessageSendApi.as_view(), name="message-send"),
     path("messages/<uuid:message_id>/", apis.MessageDeleteApi.as_view(), name="message-detail"),
     path("messages/<uuid:message_id>/read/", apis.MessageReadApi.as_view(), name="message-read"),
+    path("attachments/", attachment_apis.AttachmentUploadApi.as_view(), name="attachment-upload"),
+    path("attachments/<uuid:attachment_id>/", attachment_apis.AttachmentDetailApi.as_view(), name="attachment-detail"),
+    path(
+        "attachments/<uuid:attachment_id>/download/",
+        attachment_apis.AttachmentDownloadApi.as_view(),
+        name="attachment-download",
+    ),
     path("contacts/", apis.ContactListApi.as_view(), name="contact-list"),
     path("contacts/<uuid:user_id>/", apis.ContactDetailApi.as_view(), name="contact-detail"),
 ]

@@ -284,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "ConversationKindEnum": "messaging.models.ConversationKind",
         "MessageTypeEnum": "messaging.models.MessageType",
         "MessageReceiptStatusEnum": "messaging.models.ReceiptStatus",
+        "AttachmentAccessEnum": "messaging.models.AttachmentAccess",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -318,5 +319,7 @@ from config.settings.channels import *  # noqa: E402,F403
 from config.settings.consultations import *  # noqa: E402,F403
 from config.settings.messaging import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
+
+STORAGES["attachments"] = ATTACHMENT_STORAGE_CONFIG  # noqa: F405
 
 CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405

@@ -19,6 +19,7 @@ from messaging.encryption import encrypt_body
 from messaging.models import Conversation, ConversationKind, Message, MessageReceipt, MessageType
 from messaging.selectors import ConversationNotFound, may_message, message_get_for_user
 from messaging.serializers import message_payload
+from messaging.services.attachments import attachment_erase, attachment_for_message
 from messaging.services.conversations import (
     conversation_call_open,
     conversation_direct_open,
@@ -88,6 +89,7 @@ def message_send(
     type: str = MessageType.TEXT,
     recipient_id=None,
     client_message_id: str | None = None,
+    attachment_id=None,
 ) -> SendResult:
     """Store a message and tell its audience after commit.
 
@@ -95,7 +97,8 @@ def message_send(
        call's with ``call_id``; lock its row.
     2. A ``client_message_id`` this sender already used answers the stored message: nothing new
        is written or sent (the lock makes a concurrent retry wait for the first to commit).
-    3. Check the conversation's rules (``_members_for_send``) and the private recipient.
+    3. Check the conversation's rules (``_members_for_send``), the private recipient, and the
+       attachment an image, file or voice-note message carries (services.attachments).
     4. Encrypt the body, write the message with the next number, one receipt per recipient,
        and the conversation's last activity.
     """
@@ -118,6 +121,9 @@ def message_send(
         if recipient_id is None:
             raise InvalidRecipient()
     recipients = [recipient_id] if recipient_id is not None else [pk for pk in member_ids if pk != sender.pk]
+    attachment = attachment_for_message(
+        sender=sender, attachment_id=attachment_id, conversation=conversation, message_type=type
+    )
 
     token, key_id = encrypt_body(body)
     now = timezone.now()
@@ -133,6 +139,7 @@ def message_send(
         is_private=recipient_id is not None,
         recipient_id=recipient_id,
         client_message_id=client_message_id or "",
+        attachment=attachment,
         created_at=now,
     )
     message._plaintext = body  # the sender's ack and the event need not decrypt it again
@@ -153,8 +160,9 @@ def message_audience(message: Message) -> set:
 @transaction.atomic
 def message_delete(*, user: User, message_id, now=None) -> Message:
     """Soft-delete the sender's own message within ``MESSAGE_DELETE_WINDOW_SECONDS``: the body is
-    erased, the row stays as a tombstone (its receipts and place in the conversation). Deleting a
-    deleted message changes nothing."""
+    erased, and its attachment's file (services.attachments ``attachment_erase``), the row stays
+    as a tombstone (its receipts and place in the conversation). Deleting a deleted message
+    changes nothing."""
     message = message_get_for_user(user=user, message_id=message_id)
     if message.sender_id != user.pk:
         raise NotMessageSender()
@@ -170,6 +178,8 @@ def message_delete(*, user: User, message_id, now=None) -> Message:
         if message.is_deleted:  # a concurrent delete won
             return message
         raise DeleteWindowPassed(details={"window_seconds": settings.MESSAGE_DELETE_WINDOW_SECONDS})
+    if message.attachment_id is not None:
+        attachment_erase(attachment_id=message.attachment_id, now=now)
     payload = {
         "conversation_id": str(message.conversation_id),
         "message_id": str(message.pk),

@@ -2,7 +2,7 @@
 
 The schema is generated in-process, exactly as ``/api/schema/`` serves it. The main flows are
 then driven through the real API (accounts, directory, sessions and payments, session rooms,
-ad-hoc and group calls, history, presence, realtime tickets, health) with a client that checks
+ad-hoc and group calls, history, messaging and attachments, presence, realtime tickets, health) with a client that checks
 every answer:
 
 1. the path and method resolve to an operation of the schema;
@@ -35,6 +35,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -160,9 +161,12 @@ class Conformance:
         method, path = response.request["REQUEST_METHOD"], response.request["PATH_INFO"]
         label = f"{method} {path} -> {response.status_code}"
         status = str(response.status_code)
-        body = self._body(response, label)
         found = self.operation_of(path, method)
         declared = found[1]["responses"].get(status) if found else None
+        if response.streaming:
+            self._check_binary(response, found, declared, label)
+            return
+        body = self._body(response, label)
         declared_schema = ((declared or {}).get("content") or {}).get("application/json", {}).get("schema")
         if response.status_code >= 400 and declared_schema in (None, ERROR_REFERENCE):
             # Every error is in the one error shape, also where no operation exists (unknown
@@ -191,10 +195,34 @@ class Conformance:
             self._validators[key] = self._validator(declared_schema)
         self._validate(self._validators[key], body, label)
 
+    def _check_binary(self, response, found, declared, label: str) -> None:
+        """A streamed answer (a file download) must be of a media type the schema declares as
+        binary for its status; its bytes are the caller's to check."""
+        media_type = response["Content-Type"].split(";")[0].strip()
+        schema = ((declared or {}).get("content") or {}).get(media_type, {}).get("schema") or {}
+        if found is None or schema.get("format") != "binary":
+            raise SchemaDisagreement(f"{label}: streamed {media_type}, which the schema does not declare as binary")
+        self.seen.add((found[1]["operationId"], str(response.status_code)))
+
+    def _check_multipart(self, request, operation: dict[str, Any], template: str, label: str) -> None:
+        """The fields of an accepted multipart upload, files as binary strings, must be the
+        declared ones."""
+        declared = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema")
+        if declared is None:
+            raise SchemaDisagreement(f"{label}: accepted a multipart body, but the schema declares none")
+        key = (template, request.method, "multipart")
+        if key not in self._validators:
+            self._validators[key] = self._validator(declared)
+        document = {**request.POST.dict(), **dict.fromkeys(request.FILES, "(file)")}
+        self._validate(self._validators[key], document, f"{label} (multipart body)")
+
     def _check_request(self, response, operation: dict[str, Any], template: str, label: str) -> None:
         """A body the server accepted must be one the schema allows: a client built from the
         schema has to be able to send it."""
         request = response.wsgi_request
+        if request.content_type == "multipart/form-data":
+            self._check_multipart(request, operation, template, label)
+            return
         if not request.body or request.content_type != "application/json":
             return
         declared = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
@@ -706,6 +734,46 @@ def test_call_chat_flow(client_as, people):
     assert said["call_id"] == call["id"]
     aside = {"conversation_id": chat["id"], "body": "x", "recipient_id": str(patient.pk)}
     assert error_code(as_staff.post("/api/v1/messages/", aside), 400) == "INVALID_RECIPIENT"  # not in the chat
+
+
+def test_attachment_flow(client_as, people, settings, tmp_path):
+    doctor, patient, outsider = people["doctor"], people["patient"], people["outsider"]
+    SessionFactory(doctor=doctor, patient=patient)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    as_patient, as_doctor = client_as(patient), client_as(doctor)
+    pdf = b"%PDF-1.7\n" + b"0" * 1000
+
+    def upload(content: bytes, name: str = "scan.pdf", **fields):
+        body = {"file": SimpleUploadedFile(name, content, content_type="application/pdf"), **fields}
+        return as_patient.post("/api/v1/attachments/", body, format="multipart")
+
+    attachment = status_of(upload(pdf, access="private"), 201)
+    url = f"/api/v1/attachments/{attachment['id']}"
+    status_of(as_patient.get(f"{url}/"), 200)
+    downloaded = as_patient.get(f"{url}/download/")
+    assert downloaded.status_code == 200 and b"".join(downloaded.streaming_content) == pdf
+    assert error_code(client_as(outsider).get(f"{url}/download/"), 404) == "ATTACHMENT_NOT_FOUND"
+    assert error_code(upload(b"\x7fELF\x02\x01\x01" + b"0" * 64), 415) == "UNSUPPORTED_MEDIA_TYPE"
+    message = {"user_id": str(doctor.pk), "type": "file", "attachment_id": attachment["id"]}
+    sent = status_of(as_patient.post("/api/v1/messages/", message), 201)
+    assert sent["attachment_id"] == attachment["id"]
+    assert status_of(as_doctor.get(f"{url}/"), 200)["message_id"] == sent["id"]
+    assert error_code(as_patient.post("/api/v1/messages/", message), 409) == "ATTACHMENT_ALREADY_SENT"
+    shared = status_of(upload(pdf, access="shared_conversation", conversation_id=sent["conversation_id"]), 201)
+    status_of(as_doctor.get(f"/api/v1/attachments/{shared['id']}/"), 200)
+    settings.ATTACHMENT_MAX_BYTES = 100
+    assert error_code(upload(pdf), 413) == "PAYLOAD_TOO_LARGE"
+    cache.clear()
+    settings.ATTACHMENT_UPLOAD_THROTTLE_RATE = "1/hour"
+    settings.ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+    status_of(upload(pdf), 201)
+    assert error_code(upload(pdf), 429) == "RATE_LIMITED"
 
 
 # --- Presence, realtime tickets, health ----------------------------------------------------------

@@ -41,6 +41,17 @@ def call_chat(group_call, staff):
     return conversation
 
 
+@pytest.fixture
+def attachment_root(settings, tmp_path):
+    """Attachments of this test go to a directory of its own."""
+    root = tmp_path / "attachments"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}},
+    }
+    return root
+
+
 def send(sender, conversation, body: str = "Hello", **extra) -> Message:
     return message_send(sender=sender, conversation_id=conversation.pk, body=body, **extra).message
 
