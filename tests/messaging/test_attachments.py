@@ -404,3 +404,25 @@ def test_the_admin_shows_no_name_and_no_storage_name(patient):
 
     assert not shown & {"name_encrypted", "storage_name"}
     assert all(re.fullmatch(r"[a-z_]+", field) for field in shown)
+
+
+def test_an_s3_bucket_setting_selects_the_django_storages_backend(monkeypatch):
+    import importlib
+    import importlib.util
+
+    import config.settings.messaging as messaging_settings
+
+    monkeypatch.setenv("ATTACHMENT_S3_BUCKET", "clinic-attachments")
+    monkeypatch.setenv("ATTACHMENT_S3_ENDPOINT_URL", "https://s3.example.test")
+    try:
+        configured = importlib.reload(messaging_settings).ATTACHMENT_STORAGE_CONFIG
+    finally:
+        monkeypatch.delenv("ATTACHMENT_S3_BUCKET")
+        importlib.reload(messaging_settings)
+
+    backend_module, _, backend_class = configured["BACKEND"].rpartition(".")
+    assert importlib.util.find_spec(backend_module) is not None  # the path is real (boto3 aside)
+    assert backend_class == "S3Storage"
+    assert configured["OPTIONS"]["bucket_name"] == "clinic-attachments"
+    assert configured["OPTIONS"]["endpoint_url"] == "https://s3.example.test"
+    assert (configured["OPTIONS"]["default_acl"], configured["OPTIONS"]["file_overwrite"]) == ("private", False)
