@@ -17,8 +17,9 @@ The limit is ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``MAX_REQUEST_BYTES``) for paths u
 except on a route whose view declares its own (a ``request_body_limit()`` classmethod: the
 attachment upload, ``ATTACHMENT_MAX_BYTES`` and its multipart framing); ``request_body_limit``
 gives a path's limit, to this and to the Django middleware alike. What is read is kept in a
-spooled temporary file (in memory up to ``FILE_UPLOAD_MAX_MEMORY_SIZE``, on disk past it) and
-handed on in chunks, so a large allowed body does not sit in memory twice.
+spooled temporary file (in memory up to ``FILE_UPLOAD_MAX_MEMORY_SIZE``, which covers the
+upload route's limit so an upload's plaintext never reaches the disk; on disk past it) and handed
+on in chunks.
 """
 
 import json

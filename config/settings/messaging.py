@@ -26,6 +26,10 @@ CHAT_TYPING_THROTTLE_RATE = env.str("CHAT_TYPING_THROTTLE_RATE", default="20/min
 # bodies are refused before they are read (core/asgi.py).
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 ATTACHMENT_MULTIPART_OVERHEAD_BYTES = env.int("ATTACHMENT_MULTIPART_OVERHEAD_BYTES", default=64 * 1024)
+# An upload's plaintext is held in memory until it is encrypted, never spooled to a temporary file
+# on disk: the ASGI body limit's spool, Django's ASGI body and its multipart parser (the memory
+# upload handler) all keep up to this much in memory, and no other route's body is larger.
+FILE_UPLOAD_MAX_MEMORY_SIZE = ATTACHMENT_MAX_BYTES + ATTACHMENT_MULTIPART_OVERHEAD_BYTES
 # Uploads a user may make.
 ATTACHMENT_UPLOAD_THROTTLE_RATE = env.str("ATTACHMENT_UPLOAD_THROTTLE_RATE", default="10/hour")
 # Where the encrypted files go: STORAGES["attachments"] (config/settings/base.py). Local files

@@ -3,10 +3,13 @@ read (declared length) or once past it (chunked), at the ASGI layer, while other
 the global limit; a file over ATTACHMENT_MAX_BYTES is refused whatever the framing; uploads are
 rate-limited per user."""
 
+import tempfile
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 import time_machine
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from accounts.tokens import token_pair_for
 from messaging.models import Attachment
@@ -111,10 +114,15 @@ async def test_other_routes_keep_the_global_limit(token):
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_chunked_upload_within_the_limit_is_stored_and_streams_back(token, attachment_root):
-    content = PDF + b"1" * (3 * MB)  # past the spool's memory size: replayed from disk
+    content = PDF + b"1" * (3 * MB)  # past Django's default memory size of 2.5 MB
     chunks = pieces(multipart_body(content))
 
-    sent, read = await call(upload_scope(token), chunks)
+    spooled_to_disk = mock.patch.object(tempfile.SpooledTemporaryFile, "rollover")
+    uploaded_to_disk = mock.patch.object(TemporaryFileUploadHandler, "new_file")
+    with spooled_to_disk as to_disk, uploaded_to_disk as temporary_upload:
+        sent, read = await call(upload_scope(token), chunks)
+    # the plaintext never went to a temporary file on disk
+    assert (to_disk.call_count, temporary_upload.call_count) == (0, 0)
 
     status, body = status_and_body(sent)
     assert status == 201, body
