@@ -286,6 +286,8 @@ def attachments_reencrypt_batch(*, after=None, batch_size: int = 20) -> FileBatc
                 attachment_id=pk, storage_name=storage_name, name=_storage_name_for(pk)
             )
         except (AttachmentUnreadable, BodyUnreadable, FileNotFoundError):
+            if not Attachment.objects.filter(pk=pk, storage_name=storage_name, deleted_at__isnull=True).exists():
+                continue  # erased (or moved by another run) since it was listed: nothing to do
             unreadable += 1
             logger.error("Attachment %s is under key %s, which is not configured: left as it is", pk, key_id or "?")
             continue

@@ -137,3 +137,23 @@ def test_a_file_under_a_removed_key_is_refused_clearly_and_left_as_it_is(setting
     # and the rotation reports it and leaves the file as it is
     assert "1 unreadable" in rotate()
     assert stored_files(attachment_root) == [stored] and stored.read_bytes() == before
+
+
+def test_a_file_erased_after_the_batch_was_listed_is_skipped_not_reported(
+    settings, patient, attachment_root, django_capture_on_commit_callbacks
+):
+    settings.MESSAGE_ENCRYPTION_KEYS = [OLD_KEY]
+    attachment = upload(patient, PDF)
+    settings.MESSAGE_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    real_rewrite = attachment_services.rewrite_under_newest_key
+
+    def erased_first(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            attachment_erase(attachment_id=attachment.pk)  # its file deleted before it is read
+        return real_rewrite(**kwargs)
+
+    with mock.patch.object(attachment_services, "rewrite_under_newest_key", erased_first):
+        result = attachment_services.attachments_reencrypt_batch()
+
+    assert (result.reencrypted, result.unreadable) == (0, 0)
+    assert stored_files(attachment_root) == []
