@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from core.exceptions import ApplicationError, Conflict, InvalidInput, NotFound
+from core.exceptions import ApplicationError, Conflict, InvalidInput
 from messaging.attachment_files import (
     AttachmentUnreadable,
     delete_stored,
@@ -28,7 +28,8 @@ from messaging.attachment_files import (
 )
 from messaging.encryption import BodyUnreadable, decrypt_body, encrypt_body, keyring, reencrypt_body
 from messaging.models import Attachment, AttachmentAccess, Conversation, Message, MessageType
-from messaging.selectors import AttachmentNotFound, call_chat_participant_ids, conversation_member_get
+from messaging.selectors import AttachmentNotFound, conversation_member_get
+from messaging.services.conversations import ensure_call_chat
 from video_calls.selectors.calls import call_get_for_user
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ def sanitized_name(raw: str | None, extension: str) -> str:
 
 def _check_target(*, owner: User, access: str, conversation_id, call_id) -> dict:
     """The row's conversation or call for ``access``, after checking that ``owner`` may share
-    with it (someone else's conversation or call: not found)."""
+    with it: someone else's conversation or call is not found; a call whose chat is off, or that
+    ``owner`` is not a chat participant of, refuses it as it refuses chat (403)."""
     if access == AttachmentAccess.SHARED_CONVERSATION:
         if conversation_id is None or call_id is not None:
             raise InvalidInput("A shared_conversation attachment names its conversation_id only.")
@@ -129,8 +131,7 @@ def _check_target(*, owner: User, access: str, conversation_id, call_id) -> dict
         if call_id is None or conversation_id is not None:
             raise InvalidInput("A shared_call attachment names its call_id only.")
         call = call_get_for_user(user=owner, call_id=call_id)
-        if owner.pk not in call_chat_participant_ids(call_id=call.pk):
-            raise NotFound("Call not found.", code="CALL_NOT_FOUND")
+        ensure_call_chat(call=call, user=owner)  # sharing with a call is chat: off, or not in it, refused
         return {"call": call}
     if conversation_id is not None or call_id is not None:
         raise InvalidInput("A private attachment names no conversation_id or call_id.")

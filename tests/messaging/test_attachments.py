@@ -439,3 +439,15 @@ def test_an_s3_bucket_setting_selects_the_django_storages_backend(monkeypatch):
     assert configured["OPTIONS"]["bucket_name"] == "clinic-attachments"
     assert configured["OPTIONS"]["endpoint_url"] == "https://s3.example.test"
     assert (configured["OPTIONS"]["default_acl"], configured["OPTIONS"]["file_overwrite"]) == ("private", False)
+
+
+def test_a_call_with_chat_turned_off_refuses_shared_files(group_call, doctor):
+    group_call.chat_enabled = False
+    group_call.save(update_fields=["chat_enabled"])
+
+    response = client_for(doctor).post(
+        UPLOAD, multipart(PDF, access="shared_call", call_id=str(group_call.pk)), format="multipart"
+    )
+
+    assert_error(response, 403, "CHAT_DISABLED")
+    assert Attachment.objects.count() == 0
