@@ -251,7 +251,7 @@ class AttachmentNotFound(NotFound):
 
 
 def attachment_get_for_user(*, user: User, attachment_id) -> Attachment:
-    attachment = attachments_readable_by(user=user).filter(pk=attachment_id).first()
+    attachment = attachments_readable_by(user=user).select_related("message").filter(pk=attachment_id).first()
     if attachment is None:
         raise AttachmentNotFound()
     return attachment
