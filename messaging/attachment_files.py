@@ -2,11 +2,13 @@
 written and read through Django's storage API (``STORAGES["attachments"]``), never as plaintext.
 
 A stored file is ``MAGIC`` followed by frames, each a 4-byte big-endian length and a Fernet token.
-A token's plaintext is a 25-byte header (the attachment's id, the frame's index, a last-frame
-flag) and up to ``CHUNK_BYTES`` of the file. Fernet authenticates each token; the header binds it
-to its attachment and its place, so frames swapped between files, reordered, dropped or cut off
-at the end are refused (``AttachmentUnreadable``) rather than served. Chunks let a download
-stream: one chunk is decrypted at a time, never the whole file.
+A token's plaintext is a 30-byte header (a tag no text has, the attachment's id, the frame's
+index, a last-frame flag) and up to ``CHUNK_BYTES`` of the file. Fernet authenticates each token;
+the header binds it to its attachment and its place, so frames swapped between files, reordered,
+dropped or cut off at the end, and other tokens under the same keys, are refused
+(``AttachmentUnreadable``) rather than served. Chunks let a download stream: one chunk is
+decrypted at a time, never the whole file. Fernet's base64 makes a stored file about a third
+larger than the original.
 """
 
 import logging
@@ -28,7 +30,11 @@ logger = logging.getLogger(__name__)
 MAGIC = b"TLHATT1\n"
 CHUNK_BYTES = 64 * 1024
 _LENGTH = struct.Struct(">I")
-_HEADER = struct.Struct(">16sQ?")  # attachment id, frame index, last frame
+# A frame's plaintext starts with a tag no UTF-8 text has (0xFF), so no other token under the
+# same keys (a message body, a name) can pass for a frame; then the attachment id, the frame's
+# index and the last-frame flag.
+_FRAME_TAG = b"\xffTLHA"
+_HEADER = struct.Struct(">5s16sQ?")
 
 
 class AttachmentUnreadable(ApplicationError):
@@ -57,7 +63,7 @@ def _frames(attachment_id: uuid.UUID, chunks: Iterable[bytes], seal) -> Iterator
     index = 0
     while True:
         following = next(iterator, None)
-        token = seal(_HEADER.pack(attachment_id.bytes, index, following is None) + current)
+        token = seal(_HEADER.pack(_FRAME_TAG, attachment_id.bytes, index, following is None) + current)
         yield _LENGTH.pack(len(token)) + token
         if following is None:
             return
@@ -117,8 +123,10 @@ def _opened(attachment_id: uuid.UUID, tokens: Iterator[bytes], open_token) -> It
             plain = open_token(token)
         except InvalidToken:
             raise AttachmentUnreadable() from None
-        owner, index, last = _HEADER.unpack(plain[: _HEADER.size])
-        if owner != attachment_id.bytes or index != expected:
+        if len(plain) < _HEADER.size:
+            raise AttachmentUnreadable()
+        tag, owner, index, last = _HEADER.unpack(plain[: _HEADER.size])
+        if tag != _FRAME_TAG or owner != attachment_id.bytes or index != expected:
             raise AttachmentUnreadable()
         yield token, plain[_HEADER.size :]
     if not last:

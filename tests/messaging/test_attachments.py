@@ -10,6 +10,8 @@ from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test import Client
 
+from messaging.attachment_files import MAGIC
+from messaging.encryption import encrypt_body
 from messaging.models import Attachment, AttachmentAccess, Message
 from messaging.services.attachments import sanitized_name
 from messaging.services.messages import message_delete
@@ -113,6 +115,19 @@ def test_frames_of_another_attachment_are_refused(patient, attachment_root):
     second_file.write_bytes(first_file.read_bytes())  # same key, other attachment's frames
 
     assert_error(client_for(patient).get(download_url(second.pk)), 500, "ATTACHMENT_UNREADABLE")
+
+
+def test_a_message_token_put_in_a_file_does_not_pass_for_one_of_its_frames(patient, attachment_root):
+    # given an attachment whose id happens to be all ASCII bytes, so text can spell it
+    ascii_id = uuid.UUID(bytes=b"ASCII-ONLY-BYTES")
+    with mock.patch("messaging.services.attachments.uuid.uuid4", return_value=ascii_id):
+        attachment = upload(patient, PNG)
+    # and a message body a user chose, under the same key, spelling that id, frame 0, the last one
+    forged = encrypt_body(ascii_id.bytes.decode() + "\x00" * 8 + "\x01" + "forged content")[0].encode()
+    (attachment_root / attachment.storage_name).write_bytes(MAGIC + len(forged).to_bytes(4, "big") + forged)
+
+    # then it is not served as the file: a frame starts with a tag no text has
+    assert_error(client_for(patient).get(download_url(attachment.pk)), 500, "ATTACHMENT_UNREADABLE")
 
 
 def test_no_media_url_serves_the_stored_files(patient, attachment_root):
