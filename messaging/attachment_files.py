@@ -91,12 +91,20 @@ def _save(name: str, parts: Iterator[bytes]) -> str:
             raise
 
 
-def write_encrypted(*, attachment_id: uuid.UUID, source: IO[bytes], name: str) -> tuple[str, str]:
+def write_encrypted(*, attachment_id: uuid.UUID, source: IO[bytes], name: str) -> tuple[str, str, int]:
     """Encrypt ``source`` under the newest key into storage at (about) ``name``; ``(storage name,
-    key id)``. The plaintext is never written anywhere."""
+    key id, bytes of plaintext written)``. The plaintext is never written anywhere."""
     ring = keyring()
-    stored = _save(name, _frames(attachment_id, _plain_chunks(source), ring.fernet.encrypt))
-    return stored, ring.current_key_id
+    size = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in _plain_chunks(source):
+            size += len(chunk)
+            yield chunk
+
+    stored = _save(name, _frames(attachment_id, counted(), ring.fernet.encrypt))
+    return stored, ring.current_key_id, size
 
 
 def _tokens(stored: IO[bytes]) -> Iterator[bytes]:

@@ -161,7 +161,7 @@ def attachment_upload(
     target = _check_target(owner=owner, access=access, conversation_id=conversation_id, call_id=call_id)
     name = sanitized_name(getattr(file, "name", None), extension)
     attachment_id = uuid.uuid4()
-    storage_name, key_id = write_encrypted(
+    storage_name, key_id, size = write_encrypted(
         attachment_id=attachment_id, source=file, name=_storage_name_for(attachment_id)
     )
     try:
@@ -173,7 +173,7 @@ def attachment_upload(
                 access=access,
                 name_encrypted=name_token,
                 content_type=content_type,
-                size=file.size,
+                size=size,  # the bytes encrypted, not what the parser said
                 storage_name=storage_name,
                 key_id=key_id,
                 **target,
