@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-clock-ahead install migrate lint schema clean bench-history bench-signaling
+.PHONY: run test test-clock-ahead install migrate lint schema clean bench-history bench-signaling bench-chat
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ $(BENCH_NODE)/node_modules/.package-lock.json: $(BENCH_NODE)/package.json $(BENC
 ## bench-signaling: relay msg/s and round trips vs raw websockets and socket.io (docs/performance.md).
 bench-signaling: $(BENCH_STAMP) $(BENCH_NODE)/node_modules/.package-lock.json
 	$(BIN)/python bench/signaling/run.py $(BENCH_ARGS)
+
+## bench-chat: chat stored and delivered over the socket vs the relay, on PostgreSQL and Redis (docs/performance.md).
+bench-chat: $(BENCH_STAMP)
+	$(BIN)/python bench/chat/run.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

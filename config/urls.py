@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("sessions.urls")),
     path("", include("video_calls.urls")),
+    path("", include("messaging.urls")),
     path("", include("presence.urls")),
     path("", include("realtime.urls")),
 ]

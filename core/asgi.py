@@ -13,17 +13,24 @@ to refuse. Here, in front of Django:
    when the client sent none (DRF parses a request without one as having no body: a chunked
    JSON body used to arrive empty); later ``receive`` calls (the disconnect) go to the server.
 
-The limit is ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``MAX_REQUEST_BYTES``), for paths under
-``/api/``, the same as the Django middleware's.
+The limit is ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``MAX_REQUEST_BYTES``) for paths under ``/api/``,
+except on a route whose view declares its own (a ``request_body_limit()`` classmethod: the
+attachment upload, ``ATTACHMENT_MAX_BYTES`` and its multipart framing); ``request_body_limit``
+gives a path's limit, to this and to the Django middleware alike. What is read is kept in a
+spooled temporary file (in memory up to ``FILE_UPLOAD_MAX_MEMORY_SIZE``, which covers the
+upload route's limit so an upload's plaintext never reaches the disk; on disk past it) and handed
+on in chunks.
 """
 
 import json
 import re
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from django.urls import Resolver404, resolve
 
 from core.errors import error_body
 from core.request_context import request_id_var
@@ -44,39 +51,55 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def request_body_limit(path: str) -> int | None:
+    """The body limit of a request to ``path``: None (no limit) outside ``/api/``; the route's
+    view's own ``request_body_limit()`` if it has one; else ``DATA_UPLOAD_MAX_MEMORY_SIZE``."""
+    if not path.startswith("/api/"):
+        return None
+    try:
+        view_class = getattr(resolve(path).func, "view_class", None)
+    except Resolver404:
+        view_class = None
+    own = getattr(view_class, "request_body_limit", None)
+    return own() if own is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+_REPLAY_CHUNK = 64 * 1024
+
+
 class RequestBodyLimit:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if scope["type"] != "http" or limit is None or not scope["path"].startswith("/api/"):
+        limit = request_body_limit(scope["path"]) if scope["type"] == "http" else None
+        if limit is None:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             await self._refuse(scope, send, limit)
             return
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away: let Django see it
-                await self.app(scope, _replay(message, receive), send)
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                await self._refuse(scope, send, limit)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if declared is None:
-            # DRF reads no body from a request without Content-Length: now it is known, say it.
-            scope = {**scope, "headers": [*scope.get("headers", ()), (b"content-length", str(len(body)).encode())]}
-        await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
+        with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
+            received = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away: let Django see it
+                    await self.app(scope, _replay(message, receive), send)
+                    return
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > limit:
+                    await self._refuse(scope, send, limit)
+                    return
+                body.write(chunk)
+                if not message.get("more_body", False):
+                    break
+            if declared is None:
+                # DRF reads no body from a request without Content-Length: now it is known, say it.
+                scope = {**scope, "headers": [*scope.get("headers", ()), (b"content-length", str(received).encode())]}
+            body.seek(0)
+            await self.app(scope, _spooled(body, received, receive), send)
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int) -> None:
@@ -102,6 +125,25 @@ class RequestBodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _spooled(body, size: int, receive: Receive) -> Receive:
+    """A ``receive`` that gives the spooled body as ``http.request`` messages of at most
+    ``_REPLAY_CHUNK`` bytes, read from the spool as they are asked for, then defers to the
+    server's."""
+    left = size
+    done = False
+
+    async def replayed() -> Message:
+        nonlocal left, done
+        if done:
+            return await receive()
+        chunk = body.read(min(left, _REPLAY_CHUNK))
+        left -= len(chunk)
+        done = left <= 0
+        return {"type": "http.request", "body": chunk, "more_body": not done}
+
+    return replayed
 
 
 def _replay(first: Message, receive: Receive) -> Receive:

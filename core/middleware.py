@@ -38,24 +38,25 @@ class RequestIdMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413 before any
-    view reads them. DRF's parsers read the raw stream, which Django's own check does not cover."""
+    """Refuse request bodies larger than the path's limit (``core.asgi.request_body_limit``:
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``, or a route's own) with 413 before any view reads them. DRF's
+    parsers read the raw stream, which Django's own check does not cover."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        from django.conf import settings
         from django.http import JsonResponse
 
+        from core.asgi import request_body_limit
         from core.errors import error_body
 
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = request_body_limit(request.path)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if limit is not None and length > limit and request.path.startswith("/api/"):
+        if limit is not None and length > limit:
             return JsonResponse(
                 error_body("PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.", {"limit": limit}),
                 status=413,

@@ -10,5 +10,6 @@ class RealtimeConfig(AppConfig):
 
     def ready(self) -> None:
         # Handler modules register their message types on import.
+        from messaging import consumers as chat_handlers  # noqa: F401
         from presence import consumers as presence_handlers  # noqa: F401
         from video_calls import consumers as call_handlers  # noqa: F401

@@ -281,6 +281,10 @@ SPECTACULAR_SETTINGS = {
         "CallQualityAssessmentEnum": "video_calls.services.quality.QualityAssessment",
         "PresenceStatusEnum": "presence.models.PresenceStatus",
         "ChoosablePresenceStatusEnum": "presence.models.CHOOSABLE_STATUS_CHOICES",
+        "ConversationKindEnum": "messaging.models.ConversationKind",
+        "MessageTypeEnum": "messaging.models.MessageType",
+        "MessageReceiptStatusEnum": "messaging.models.ReceiptStatus",
+        "AttachmentAccessEnum": "messaging.models.AttachmentAccess",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -313,6 +317,9 @@ from config.settings.calls import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.channels import *  # noqa: E402,F403
 from config.settings.consultations import *  # noqa: E402,F403
+from config.settings.messaging import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
+
+STORAGES["attachments"] = ATTACHMENT_STORAGE_CONFIG  # noqa: F405
 
 CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405

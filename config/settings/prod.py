@@ -4,8 +4,9 @@ Required: ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL``, ``REDIS_URL``; a 
 backend (``EMAIL_URL`` over SMTP, or a django-anymail ``EMAIL_BACKEND``) and ``DEFAULT_FROM_EMAIL``;
 a real ``SMS_BACKEND`` (with its ``TWILIO_*`` variables for Twilio); ``CORS_ALLOWED_ORIGINS``,
 ``WEBSOCKET_ALLOWED_ORIGINS`` and ``FRONTEND_URL`` as https URLs of public hosts;
-``PAYMENT_WEBHOOK_SECRET``. The development defaults would print phone codes and reset links to
-the log, point links at localhost and leave the webhook shut. Every problem is listed in one
+``PAYMENT_WEBHOOK_SECRET``; ``MESSAGE_ENCRYPTION_KEYS``, valid Fernet keys. The development defaults would print phone codes and reset links to
+the log, point links at localhost, leave the webhook shut and encrypt messages with a key derived
+from ``SECRET_KEY``. Every problem is listed in one
 ``ImproperlyConfigured``, so a deployment is fixed in one go (docs/settings.md, "Production").
 """
 
@@ -98,6 +99,26 @@ def _sms_problems() -> list[str]:
     return problems
 
 
+def _message_key_problems() -> list[str]:
+    """Message bodies are encrypted at rest with these (messaging/encryption.py); a key derived
+    from SECRET_KEY would be lost, and the bodies with it, the day SECRET_KEY is rotated."""
+    from cryptography.fernet import Fernet
+
+    keys = _base.MESSAGE_ENCRYPTION_KEYS
+    if not keys:
+        return [
+            "MESSAGE_ENCRYPTION_KEYS: not set (comma-separated Fernet keys, newest first: "
+            'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        ]
+    problems = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            problems.append(f"MESSAGE_ENCRYPTION_KEYS: key {position} is not a Fernet key (urlsafe base64 of 32 bytes)")
+    return problems
+
+
 def _configuration_problems() -> list[str]:
     required = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
     problems = [f"{name}: not set" for name in required if not env.str(name, default="")]
@@ -112,6 +133,7 @@ def _configuration_problems() -> list[str]:
         problems.extend([problem] if problem else [])
     if len(_base.PAYMENT_WEBHOOK_SECRET) < _MIN_WEBHOOK_SECRET_LENGTH:
         problems.append(f"PAYMENT_WEBHOOK_SECRET: not set or shorter than {_MIN_WEBHOOK_SECRET_LENGTH} characters")
+    problems += _message_key_problems()
     return problems
 
 
@@ -137,3 +159,4 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+MESSAGE_ENCRYPTION_ALLOW_DERIVED_KEY = False

@@ -2,7 +2,7 @@
 
 The schema is generated in-process, exactly as ``/api/schema/`` serves it. The main flows are
 then driven through the real API (accounts, directory, sessions and payments, session rooms,
-ad-hoc and group calls, history, presence, realtime tickets, health) with a client that checks
+ad-hoc and group calls, history, messaging and attachments, presence, realtime tickets, health) with a client that checks
 every answer:
 
 1. the path and method resolve to an operation of the schema;
@@ -34,6 +34,8 @@ import jsonschema
 import pytest
 import time_machine
 from django.core import mail
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -159,9 +161,12 @@ class Conformance:
         method, path = response.request["REQUEST_METHOD"], response.request["PATH_INFO"]
         label = f"{method} {path} -> {response.status_code}"
         status = str(response.status_code)
-        body = self._body(response, label)
         found = self.operation_of(path, method)
         declared = found[1]["responses"].get(status) if found else None
+        if response.streaming:
+            self._check_binary(response, found, declared, label)
+            return
+        body = self._body(response, label)
         declared_schema = ((declared or {}).get("content") or {}).get("application/json", {}).get("schema")
         if response.status_code >= 400 and declared_schema in (None, ERROR_REFERENCE):
             # Every error is in the one error shape, also where no operation exists (unknown
@@ -190,10 +195,34 @@ class Conformance:
             self._validators[key] = self._validator(declared_schema)
         self._validate(self._validators[key], body, label)
 
+    def _check_binary(self, response, found, declared, label: str) -> None:
+        """A streamed answer (a file download) must be of a media type the schema declares as
+        binary for its status; its bytes are the caller's to check."""
+        media_type = response["Content-Type"].split(";")[0].strip()
+        schema = ((declared or {}).get("content") or {}).get(media_type, {}).get("schema") or {}
+        if found is None or schema.get("format") != "binary":
+            raise SchemaDisagreement(f"{label}: streamed {media_type}, which the schema does not declare as binary")
+        self.seen.add((found[1]["operationId"], str(response.status_code)))
+
+    def _check_multipart(self, request, operation: dict[str, Any], template: str, label: str) -> None:
+        """The fields of an accepted multipart upload, files as binary strings, must be the
+        declared ones."""
+        declared = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema")
+        if declared is None:
+            raise SchemaDisagreement(f"{label}: accepted a multipart body, but the schema declares none")
+        key = (template, request.method, "multipart")
+        if key not in self._validators:
+            self._validators[key] = self._validator(declared)
+        document = {**request.POST.dict(), **dict.fromkeys(request.FILES, "(file)")}
+        self._validate(self._validators[key], document, f"{label} (multipart body)")
+
     def _check_request(self, response, operation: dict[str, Any], template: str, label: str) -> None:
         """A body the server accepted must be one the schema allows: a client built from the
         schema has to be able to send it."""
         request = response.wsgi_request
+        if request.content_type == "multipart/form-data":
+            self._check_multipart(request, operation, template, label)
+            return
         if not request.body or request.content_type != "application/json":
             return
         declared = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
@@ -637,6 +666,114 @@ def test_group_consultation_flow(client_as, people):
     status_of(as_staff.get(f"{call_url}/"), 200)
     status_of(as_staff.get("/api/v1/calls/history/", {"kind": "group"}), 200)
     status_of(as_staff.get("/api/v1/calls/statistics/", {"scope": "all", "period": "90d"}), 200)
+
+
+# --- Messaging -----------------------------------------------------------------------------------
+
+
+def test_messaging_flow(client_as, people, settings):
+    doctor, patient, staff, outsider = people["doctor"], people["patient"], people["staff"], people["outsider"]
+    SessionFactory(doctor=doctor, patient=patient)
+    as_patient, as_doctor = client_as(patient), client_as(doctor)
+
+    conversation = status_of(as_patient.post("/api/v1/conversations/", {"user_id": str(doctor.pk)}), 201)
+    status_of(as_doctor.post("/api/v1/conversations/", {"user_id": str(patient.pk)}), 200)
+    assert error_code(as_patient.post("/api/v1/conversations/", {"user_id": str(outsider.pk)}), 404) == "USER_NOT_FOUND"
+    assert error_code(as_patient.post("/api/v1/conversations/", {}), 400) == "VALIDATION_ERROR"
+    url = f"/api/v1/conversations/{conversation['id']}"
+    first = {"conversation_id": conversation["id"], "body": "How are you feeling?", "client_message_id": "c-1"}
+    sent = status_of(as_doctor.post("/api/v1/messages/", first), 201)
+    assert status_of(as_doctor.post("/api/v1/messages/", first), 200)["id"] == sent["id"]
+    reply = status_of(as_patient.post("/api/v1/messages/", {"user_id": str(doctor.pk), "body": "Better"}), 201)
+    assert reply["client_message_id"] is None
+    reused = {**first, "conversation_id": None}
+    assert error_code(as_doctor.post("/api/v1/messages/", reused), 400) == "VALIDATION_ERROR"
+
+    listed = status_of(as_patient.get("/api/v1/conversations/", {"page_size": 5}), 200)
+    assert listed["results"][0]["last_message"]["body"] == "Better"
+    status_of(as_patient.get(f"{url}/"), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"page_size": 1}), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"after": sent["id"]}), 200)
+    status_of(as_patient.get(f"{url}/messages/", {"since": sent["created_at"]}), 200)
+    assert error_code(client_as(outsider).get(f"{url}/"), 404) == "CONVERSATION_NOT_FOUND"
+    status_of(as_patient.post(f"{url}/delivered/", {"message_id": sent["id"]}), 200)
+    status_of(as_patient.post(f"{url}/read/", {"message_id": sent["id"]}), 200)
+    status_of(as_doctor.post(f"/api/v1/messages/{reply['id']}/read/"), 200)
+    assert error_code(as_doctor.delete(f"/api/v1/messages/{reply['id']}/"), 403) == "NOT_MESSAGE_SENDER"
+    status_of(as_doctor.delete(f"/api/v1/messages/{sent['id']}/"), 204)
+    settings.MESSAGE_DELETE_WINDOW_SECONDS = 0
+    assert error_code(as_patient.delete(f"/api/v1/messages/{reply['id']}/"), 409) == "DELETE_WINDOW_PASSED"
+    cache.clear()  # the doctor's sends so far are forgotten: one more is allowed
+    settings.MESSAGE_THROTTLE_RATE = "1/min"
+    limited = {"conversation_id": conversation["id"], "body": "again"}
+    status_of(as_doctor.post("/api/v1/messages/", limited), 201)
+    assert error_code(as_doctor.post("/api/v1/messages/", limited), 429) == "RATE_LIMITED"
+
+    status_of(as_patient.get("/api/v1/contacts/"), 200)
+    other_doctor = UserFactory(role=Role.DOCTOR)
+    assert error_code(as_patient.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 404)  # no profile
+    status_of(as_doctor.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 201)
+    status_of(as_doctor.post("/api/v1/contacts/", {"user_id": str(other_doctor.pk)}), 200)
+    status_of(as_doctor.delete(f"/api/v1/contacts/{other_doctor.pk}/"), 204)
+    assert error_code(as_doctor.delete(f"/api/v1/contacts/{other_doctor.pk}/"), 404) == "CONTACT_NOT_FOUND"
+    status_of(client_as(staff).post("/api/v1/contacts/", {"user_id": str(outsider.pk)}), 201)
+
+
+def test_call_chat_flow(client_as, people):
+    doctor, patient, staff = people["doctor"], people["patient"], people["staff"]
+    as_staff = client_as(staff)
+    group = {"title": "Case review", "invitee_ids": [str(doctor.pk), str(patient.pk)]}
+    call = status_of(as_staff.post("/api/v1/calls/group/", group), 201)
+    status_of(as_staff.post(f"/api/v1/calls/{call['id']}/join/", {}), 200)
+    assert error_code(client_as(patient).post("/api/v1/conversations/", {"call_id": call["id"]}), 403)
+
+    chat = status_of(as_staff.post("/api/v1/conversations/", {"call_id": call["id"]}), 201)
+    assert (chat["kind"], chat["call_id"]) == ("call", call["id"])
+    status_of(as_staff.post("/api/v1/conversations/", {"call_id": call["id"]}), 200)
+    said = status_of(as_staff.post("/api/v1/messages/", {"call_id": call["id"], "body": "Welcome"}), 201)
+    assert said["call_id"] == call["id"]
+    aside = {"conversation_id": chat["id"], "body": "x", "recipient_id": str(patient.pk)}
+    assert error_code(as_staff.post("/api/v1/messages/", aside), 400) == "INVALID_RECIPIENT"  # not in the chat
+
+
+def test_attachment_flow(client_as, people, settings, tmp_path):
+    doctor, patient, outsider = people["doctor"], people["patient"], people["outsider"]
+    SessionFactory(doctor=doctor, patient=patient)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    as_patient, as_doctor = client_as(patient), client_as(doctor)
+    pdf = b"%PDF-1.7\n" + b"0" * 1000
+
+    def upload(content: bytes, name: str = "scan.pdf", **fields):
+        body = {"file": SimpleUploadedFile(name, content, content_type="application/pdf"), **fields}
+        return as_patient.post("/api/v1/attachments/", body, format="multipart")
+
+    attachment = status_of(upload(pdf, access="private"), 201)
+    url = f"/api/v1/attachments/{attachment['id']}"
+    status_of(as_patient.get(f"{url}/"), 200)
+    downloaded = as_patient.get(f"{url}/download/")
+    assert downloaded.status_code == 200 and b"".join(downloaded.streaming_content) == pdf
+    assert error_code(client_as(outsider).get(f"{url}/download/"), 404) == "ATTACHMENT_NOT_FOUND"
+    assert error_code(upload(b"\x7fELF\x02\x01\x01" + b"0" * 64), 415) == "UNSUPPORTED_MEDIA_TYPE"
+    message = {"user_id": str(doctor.pk), "type": "file", "attachment_id": attachment["id"]}
+    sent = status_of(as_patient.post("/api/v1/messages/", message), 201)
+    assert sent["attachment_id"] == attachment["id"]
+    assert status_of(as_doctor.get(f"{url}/"), 200)["message_id"] == sent["id"]
+    assert error_code(as_patient.post("/api/v1/messages/", message), 409) == "ATTACHMENT_ALREADY_SENT"
+    shared = status_of(upload(pdf, access="shared_conversation", conversation_id=sent["conversation_id"]), 201)
+    status_of(as_doctor.get(f"/api/v1/attachments/{shared['id']}/"), 200)
+    settings.ATTACHMENT_MAX_BYTES = 100
+    assert error_code(upload(pdf), 413) == "PAYLOAD_TOO_LARGE"
+    cache.clear()
+    settings.ATTACHMENT_UPLOAD_THROTTLE_RATE = "1/hour"
+    settings.ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+    status_of(upload(pdf), 201)
+    assert error_code(upload(pdf), 429) == "RATE_LIMITED"
 
 
 # --- Presence, realtime tickets, health ----------------------------------------------------------

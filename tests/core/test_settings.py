@@ -25,6 +25,7 @@ PRODUCTION_ENV = {
     "WEBSOCKET_ALLOWED_ORIGINS": "https://app.clinic.example",
     "FRONTEND_URL": "https://app.clinic.example",
     "PAYMENT_WEBHOOK_SECRET": "whsec-" + "k" * 40,
+    "MESSAGE_ENCRYPTION_KEYS": "hJ3x0Xb7N1rJ7m0Yt0vX3xk3t9m1Jc0uQ2dO1nX4Fz8=",
 }
 # Variables these tests set or leave out; none may come from the shell that runs the suite.
 _SCRUBBED = {*PRODUCTION_ENV, "EMAIL_BACKEND", "TWILIO_MESSAGING_SERVICE_SID", "TWILIO_API_BASE_URL"}
@@ -173,6 +174,9 @@ def test_production_settings_accept_each_supported_provider_setup(env):
         # the payment webhook
         (_without("PAYMENT_WEBHOOK_SECRET"), "PAYMENT_WEBHOOK_SECRET: not set or shorter than 32 characters"),
         (_without(PAYMENT_WEBHOOK_SECRET="short-secret"), "PAYMENT_WEBHOOK_SECRET: not set or shorter than 32"),
+        # encryption of message bodies at rest
+        (_without("MESSAGE_ENCRYPTION_KEYS"), "MESSAGE_ENCRYPTION_KEYS: not set"),
+        (_without(MESSAGE_ENCRYPTION_KEYS="not-a-key"), "MESSAGE_ENCRYPTION_KEYS: key 1 is not a Fernet key"),
     ],
 )
 def test_production_settings_refuse_to_start_with_a_missing_or_unsafe_variable(env, problem):
@@ -201,6 +205,7 @@ def test_production_settings_list_every_problem_at_once():
         "WEBSOCKET_ALLOWED_ORIGINS",
         "FRONTEND_URL",
         "PAYMENT_WEBHOOK_SECRET",
+        "MESSAGE_ENCRYPTION_KEYS",
     ]
 
 

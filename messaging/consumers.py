@@ -1,0 +1,73 @@
+"""Chat on the realtime socket: send, delivered and read marks, typing. The same services and
+rate limits as REST (messaging.services, messaging.throttles); the events they emit reach the
+members through core.events after commit."""
+
+from rest_framework import serializers
+
+from core.events import database_call
+from messaging.serializers import MessageSendSerializer, MessageSerializer
+from messaging.services.messages import message_send
+from messaging.services.receipts import MarkResult, messages_mark_delivered, messages_mark_read
+from messaging.services.typing import chat_typing
+from messaging.throttles import ChatTypingThrottle, MessageSendThrottle, throttle_user
+from realtime.registry import handles
+
+
+class ChatMarkSerializer(serializers.Serializer):
+    conversation_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+
+
+class ChatTypingSerializer(serializers.Serializer):
+    conversation_id = serializers.UUIDField()
+
+
+def _send(*, user, data: dict) -> dict:
+    throttle_user(MessageSendThrottle, user)
+    result = message_send(sender=user, **data)
+    return {"created": result.created, "message": MessageSerializer(result.message).data}
+
+
+@handles("chat.send", serializer=MessageSendSerializer)
+async def send(connection, data: dict) -> dict:
+    """The ack carries the stored message (``created: false`` for a retry of a stored one); the
+    members hear ``chat.message`` after it."""
+    return await database_call(_send, user=connection.user, data=dict(data))
+
+
+def _mark_payload(result: MarkResult) -> dict:
+    return {
+        "conversation_id": str(result.conversation_id),
+        "message_ids": [str(message_id) for message_id in result.message_ids],
+        "at": result.at.isoformat().replace("+00:00", "Z"),
+        "unread_count": result.unread_count,
+    }
+
+
+@handles("chat.delivered", serializer=ChatMarkSerializer)
+async def delivered(connection, data: dict) -> dict:
+    result = await database_call(
+        messages_mark_delivered,
+        user=connection.user,
+        conversation_id=data["conversation_id"],
+        message_id=data["message_id"],
+    )
+    return _mark_payload(result)
+
+
+@handles("chat.read", serializer=ChatMarkSerializer)
+async def read(connection, data: dict) -> dict:
+    result = await database_call(
+        messages_mark_read, user=connection.user, conversation_id=data["conversation_id"], message_id=data["message_id"]
+    )
+    return _mark_payload(result)
+
+
+def _typing(*, user, conversation_id) -> None:
+    throttle_user(ChatTypingThrottle, user)
+    chat_typing(user=user, conversation_id=conversation_id)
+
+
+@handles("chat.typing", serializer=ChatTypingSerializer)
+async def typing(connection, data: dict) -> None:
+    await database_call(_typing, user=connection.user, conversation_id=data["conversation_id"])

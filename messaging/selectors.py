@@ -1,0 +1,257 @@
+"""Messaging reads, each scoped to who asks: a conversation that is not yours, or a message you
+may not see (someone else's private message), is not found (404), never forbidden.
+
+Two rules live here and nowhere else:
+
+* **who may message whom** (``may_message``): a care relationship (``sessions.selectors``), staff
+  on either side, or a contact either of them added (``contact_addable``);
+* **who sees a message** (``visible_to``): every member, except that a private message is seen
+  by its sender and its recipient only.
+"""
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+
+from accounts.models import Role, User
+from core.exceptions import NotFound
+from messaging.models import (
+    Attachment,
+    AttachmentAccess,
+    Contact,
+    Conversation,
+    ConversationMember,
+    Message,
+    MessageReceipt,
+)
+from sessions import selectors as session_selectors
+from video_calls.models import CallParticipant, ParticipantStatus
+
+# Participants of a call who belong to its chat: those who got in (admitted, in it, or left it
+# since). The waiting room, the invited, those who declined or were removed do not.
+CALL_CHAT_PARTICIPANT_STATUSES = (ParticipantStatus.ADMITTED, ParticipantStatus.JOINED, ParticipantStatus.LEFT)
+
+
+class ConversationNotFound(NotFound):
+    code = "CONVERSATION_NOT_FOUND"
+    default_message = "Conversation not found."
+
+
+class MessageNotFound(NotFound):
+    code = "MESSAGE_NOT_FOUND"
+    default_message = "Message not found."
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+    default_message = "User not found."
+
+
+def visible_to(user: User, prefix: str = "") -> Q:
+    """Messages ``user`` may see among those of conversations they are a member of."""
+    return Q(**{f"{prefix}is_private": False}) | Q(**{f"{prefix}sender": user}) | Q(**{f"{prefix}recipient": user})
+
+
+# --- Who may message whom ----------------------------------------------------------------------
+
+
+def contact_addable(*, user: User) -> QuerySet[User]:
+    """The people ``user`` may add as contacts: a patient, verified doctors; a doctor, their
+    patients (the care relationship) and other doctors; staff, anyone. Active accounts only."""
+    people = User.objects.filter(is_active=True).exclude(pk=user.pk)
+    if user.is_clinic_staff:
+        return people
+    if user.is_doctor:
+        return people.filter(Q(role=Role.DOCTOR) | Q(pk__in=session_selectors.care_relation_ids(user=user)))
+    if user.is_patient:
+        return people.filter(role=Role.DOCTOR, doctor_profile__is_verified=True)
+    return people.none()
+
+
+def may_message(*, user: User, other: User) -> bool:
+    """Whether ``user`` and ``other`` may have a direct conversation."""
+    if user.pk == other.pk or not other.is_active or not user.is_active:
+        return False
+    if user.is_clinic_staff or other.is_clinic_staff:
+        return True
+    if session_selectors.in_care_relationship(user=user, other_id=other.pk):
+        return True
+    return Contact.objects.filter(Q(owner=user, contact=other) | Q(owner=other, contact=user)).exists()
+
+
+def messageable_user_get(*, user: User, user_id) -> User:
+    other = User.objects.filter(pk=user_id).first()
+    if other is None or not may_message(user=user, other=other):
+        raise UserNotFound()
+    return other
+
+
+def contact_list_for_user(*, user: User) -> QuerySet[User]:
+    """The people ``user`` may message and call: their care team (from sessions) and the
+    contacts they added, each once, flagged ``in_care_team`` / ``added_at``."""
+    added = Contact.objects.filter(owner=user, contact=OuterRef("pk"))
+    care_team = session_selectors.care_relation_ids(user=user)
+    return (
+        User.objects.filter(is_active=True)
+        .filter(Q(pk__in=care_team) | Q(pk__in=Contact.objects.filter(owner=user).values("contact_id")))
+        .annotate(in_care_team=Exists(_care_team_has(user)))
+        .annotate(added_at=Subquery(added.values("created_at")[:1]))
+        .order_by("last_name", "first_name", "id")
+    )
+
+
+def _care_team_has(user: User):
+    """``Exists`` of a care relationship between ``user`` and the outer row's user."""
+    sessions = session_selectors.care_relationship_sessions()
+    if user.is_patient:
+        return sessions.filter(patient=user, doctor_id=OuterRef("pk"))
+    if user.is_doctor:
+        return sessions.filter(doctor=user, patient_id=OuterRef("pk"))
+    return sessions.none()
+
+
+# --- Conversations -----------------------------------------------------------------------------
+
+
+def _members_with_users() -> Prefetch:
+    return Prefetch(
+        "members",
+        queryset=ConversationMember.objects.select_related("user").order_by("joined_at", "id"),
+        to_attr="member_list",
+    )
+
+
+def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
+    """``user``'s conversations, most recent activity first, each with ``unread_count`` (their
+    receipts not read, deleted messages aside) and ``last_visible_id`` (the newest message they
+    may see). A page costs the same queries whatever its size: the page, its members, and the
+    last messages (``last_messages_for``)."""
+    unread = (
+        MessageReceipt.objects.filter(
+            recipient=user, conversation=OuterRef("pk"), read_at__isnull=True, message__deleted_at__isnull=True
+        )
+        .order_by()
+        .values("conversation")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    last_visible = (
+        Message.objects.filter(visible_to(user), conversation=OuterRef("pk")).order_by("-seq").values("pk")[:1]
+    )
+    return (
+        Conversation.objects.filter(Exists(ConversationMember.objects.filter(conversation=OuterRef("pk"), user=user)))
+        .annotate(unread_count=Coalesce(Subquery(unread), 0), last_visible_id=Subquery(last_visible))
+        .prefetch_related(_members_with_users())
+        .order_by(Coalesce("last_message_at", "created_at").desc(), "id")
+    )
+
+
+def last_messages_for(conversations: list[Conversation]) -> dict:
+    """The last visible message of each conversation (from ``conversation_list_for_user``), by id,
+    in one query."""
+    ids = [conversation.last_visible_id for conversation in conversations if conversation.last_visible_id]
+    if not ids:
+        return {}
+    return {message.pk: message for message in Message.objects.filter(pk__in=ids)}
+
+
+def conversation_get_for_user(*, user: User, conversation_id) -> Conversation:
+    conversation = conversation_list_for_user(user=user).filter(pk=conversation_id).first()
+    if conversation is None:
+        raise ConversationNotFound()
+    return conversation
+
+
+def conversation_member_get(*, user: User, conversation_id) -> ConversationMember:
+    """``user``'s membership of a conversation, with the conversation (and its call): the check
+    every write starts with."""
+    member = (
+        ConversationMember.objects.select_related("conversation", "conversation__call")
+        .filter(user=user, conversation_id=conversation_id)
+        .first()
+    )
+    if member is None:
+        raise ConversationNotFound()
+    return member
+
+
+def call_chat_participant_ids(*, call_id) -> list:
+    return list(
+        CallParticipant.objects.filter(call_id=call_id, status__in=CALL_CHAT_PARTICIPANT_STATUSES).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
+# --- Messages ----------------------------------------------------------------------------------
+
+
+def receipts_prefetch() -> Prefetch:
+    """A page's receipts in one query, as ``message.receipt_list``."""
+    return Prefetch("receipts", queryset=MessageReceipt.objects.order_by("recipient_id"), to_attr="receipt_list")
+
+
+def message_list_for_user(*, user: User, conversation: Conversation, after: Message | None = None, since=None):
+    """The messages of a conversation ``user`` is a member of (obtained through
+    ``conversation_get_for_user``) that they may see, newest first; with ``after`` (a message)
+    or ``since`` (a time), only what came later, oldest first, so a client catching up pages
+    forward and nothing shifts under it. Receipts come in one more query per page."""
+    messages = Message.objects.filter(visible_to(user), conversation=conversation).prefetch_related(receipts_prefetch())
+    if after is None and since is None:
+        return messages.order_by("-seq")
+    if after is not None:
+        messages = messages.filter(seq__gt=after.seq)
+    if since is not None:
+        messages = messages.filter(created_at__gt=since)
+    return messages.order_by("seq")
+
+
+def message_get_for_user(*, user: User, message_id, conversation: Conversation | None = None) -> Message:
+    messages = Message.objects.filter(
+        visible_to(user),
+        Exists(ConversationMember.objects.filter(conversation=OuterRef("conversation"), user=user)),
+        pk=message_id,
+    ).select_related("conversation")
+    if conversation is not None:
+        messages = messages.filter(conversation=conversation)
+    message = messages.first()
+    if message is None:
+        raise MessageNotFound()
+    return message
+
+
+# --- Attachments -------------------------------------------------------------------------------
+
+
+def attachments_readable_by(*, user: User) -> QuerySet[Attachment]:
+    """The attachments ``user`` may read (metadata and bytes), erased ones aside:
+
+    * their own;
+    * ``shared_conversation``: those of conversations they are a member of;
+    * ``shared_call``: those of calls they are a chat participant of (``CALL_CHAT_PARTICIPANT_STATUSES``);
+    * any attachment in a message they see (``visible_to``, as a current member): sending a
+      ``private`` attachment shares it with that message's audience, and with nobody else
+      (in a private message: its recipient only).
+    """
+    memberships = ConversationMember.objects.filter(user=user).values("conversation_id")
+    calls = CallParticipant.objects.filter(user=user, status__in=CALL_CHAT_PARTICIPANT_STATUSES).values("call_id")
+    in_visible_message = Message.objects.filter(
+        visible_to(user), attachment=OuterRef("pk"), conversation__in=memberships, deleted_at__isnull=True
+    )
+    return Attachment.objects.filter(deleted_at__isnull=True).filter(
+        Q(owner=user)
+        | Q(access=AttachmentAccess.SHARED_CONVERSATION, conversation__in=memberships)
+        | Q(access=AttachmentAccess.SHARED_CALL, call__in=calls)
+        | Exists(in_visible_message)
+    )
+
+
+class AttachmentNotFound(NotFound):
+    code = "ATTACHMENT_NOT_FOUND"
+    default_message = "Attachment not found."
+
+
+def attachment_get_for_user(*, user: User, attachment_id) -> Attachment:
+    attachment = attachments_readable_by(user=user).select_related("message").filter(pk=attachment_id).first()
+    if attachment is None:
+        raise AttachmentNotFound()
+    return attachment
