@@ -128,10 +128,7 @@ class MessageSendApi(APIView):
         serializer = MessageSendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = message_send(sender=request.user, **serializer.validated_data)
-        return Response(
-            MessageSerializer(result.message).data,
-            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
-        )
+        return Response(result.payload, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 class MessageDeleteApi(APIView):

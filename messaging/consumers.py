@@ -5,7 +5,7 @@ members through core.events after commit."""
 from rest_framework import serializers
 
 from core.events import database_call
-from messaging.serializers import MessageSendSerializer, MessageSerializer
+from messaging.serializers import MessageSendSerializer
 from messaging.services.messages import message_send
 from messaging.services.receipts import MarkResult, messages_mark_delivered, messages_mark_read
 from messaging.services.typing import chat_typing
@@ -25,7 +25,7 @@ class ChatTypingSerializer(serializers.Serializer):
 def _send(*, user, data: dict) -> dict:
     throttle_user(MessageSendThrottle, user)
     result = message_send(sender=user, **data)
-    return {"created": result.created, "message": MessageSerializer(result.message).data}
+    return {"created": result.created, "message": result.payload}  # the event's dict, not serialized again
 
 
 @handles("chat.send", serializer=MessageSendSerializer)

@@ -9,7 +9,20 @@ Two rules live here and nowhere else:
   by its sender and its recipient only.
 """
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from accounts.models import Role, User
@@ -67,15 +80,49 @@ def contact_addable(*, user: User) -> QuerySet[User]:
     return people.none()
 
 
-def may_message(*, user: User, other: User) -> bool:
-    """Whether ``user`` and ``other`` may have a direct conversation."""
+def related_for_messaging(*, user: User, other: str) -> Q:
+    """The part of ``may_message`` the database answers, as a condition on a row whose column
+    ``other`` holds the other person's id: a care relationship between them
+    (``sessions.selectors.care_relation_ids``), or a contact either of them added. ``may_message``
+    asks it of a user row; a send asks it of its direct conversation's row, in the query that
+    locks it (``conversation_with_send_checks``)."""
+    contact = Contact.objects.filter(Q(owner=user, contact=OuterRef(other)) | Q(owner=OuterRef(other), contact=user))
+    return Q(**{f"{other}__in": session_selectors.care_relation_ids(user=user)}) | Q(Exists(contact))
+
+
+def may_message(*, user: User, other: User, related: bool | None = None) -> bool:
+    """Whether ``user`` and ``other`` may have a direct conversation. ``related``: the answer of
+    ``related_for_messaging`` when it was already read (with a send's conversation); else one query."""
     if user.pk == other.pk or not other.is_active or not user.is_active:
         return False
     if user.is_clinic_staff or other.is_clinic_staff:
         return True
-    if session_selectors.in_care_relationship(user=user, other_id=other.pk):
-        return True
-    return Contact.objects.filter(Q(owner=user, contact=other) | Q(owner=other, contact=user)).exists()
+    if related is None:
+        related = User.objects.filter(related_for_messaging(user=user, other="pk"), pk=other.pk).exists()
+    return bool(related)
+
+
+def conversation_with_send_checks(*, user: User, client_message_id: str | None = None) -> QuerySet[Conversation]:
+    """The conversations ``user`` is a member of, each with what a send by ``user`` checks, read
+    with the row instead of in queries of their own:
+
+    * ``related_to_other``: for a direct conversation, ``related_for_messaging`` between ``user``
+      and the other person (the rest of ``may_message`` is on the two users' rows);
+    * ``replayed_id``: the message ``user`` already stored with ``client_message_id``, in any
+      conversation (None: the key is new, or none was given).
+
+    Read as of the statement's start: under a lock it waited for, a message the holder just
+    committed is not in ``replayed_id`` (the caller relies on the unique constraint for that).
+    """
+    other_id = Case(When(user_low=user.pk, then=F("user_high")), default=F("user_low"))
+    conversations = Conversation.objects.filter(members__user=user).annotate(
+        other_id=other_id,
+        related_to_other=ExpressionWrapper(related_for_messaging(user=user, other="other_id"), BooleanField()),
+    )
+    if client_message_id:
+        stored = Message.objects.filter(sender=user, client_message_id=client_message_id).order_by()
+        conversations = conversations.annotate(replayed_id=Subquery(stored.values("pk")[:1]))
+    return conversations
 
 
 def messageable_user_get(*, user: User, user_id) -> User:

@@ -10,14 +10,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from core.events import send_on_commit, user_group
 from messaging.encryption import encrypt_body
 from messaging.models import Conversation, ConversationKind, Message, MessageReceipt, MessageType
-from messaging.selectors import ConversationNotFound, may_message, message_get_for_user
+from messaging.selectors import (
+    ConversationNotFound,
+    conversation_with_send_checks,
+    may_message,
+    message_get_for_user,
+)
 from messaging.serializers import message_payload
 from messaging.services.attachments import attachment_erase, attachment_for_message
 from messaging.services.conversations import (
@@ -39,29 +44,31 @@ from messaging.services.errors import (
 class SendResult:
     message: Message
     created: bool  # False: a retry with a client_message_id already stored
+    payload: dict  # the message as REST answers it and ``chat.message`` carries it (serialized once)
 
 
-def _locked_conversation(*, sender: User, conversation_id) -> Conversation:
-    """The conversation, if ``sender`` is a member, with its row locked until commit: sends to
-    one conversation take their numbers one after another, in commit order."""
-    conversation = (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("call", "user_low", "user_high")
-        .filter(pk=conversation_id, members__user=sender)
-        .first()
-    )
-    if conversation is None:
-        raise ConversationNotFound()
-    return conversation
+def _locked_conversation(*, sender: User, conversation_id, client_message_id: str | None) -> Conversation:
+    """The conversation, if ``sender`` is a member, with its row locked until commit (sends to
+    one conversation take their numbers one after another, in commit order), and with what the
+    send checks (selectors ``conversation_with_send_checks``): one statement."""
+    try:
+        return (
+            conversation_with_send_checks(user=sender, client_message_id=client_message_id)
+            .select_for_update(of=("self",))
+            .select_related("call", "user_low", "user_high")
+            .get(pk=conversation_id)
+        )
+    except Conversation.DoesNotExist:
+        raise ConversationNotFound() from None
 
 
 def _members_for_send(*, sender: User, conversation: Conversation) -> list:
     """Who the conversation's messages go to, after the rules of its kind: a direct conversation's
-    two people must still be allowed to message each other; a call's chat must be on, and its
-    members are brought up to date with the call's participants."""
+    two people must still be allowed to message each other (their relation read with the lock);
+    a call's chat must be on, and its members are brought up to date with the call's participants."""
     if conversation.kind == ConversationKind.DIRECT:
         other = conversation.user_high if conversation.user_low_id == sender.pk else conversation.user_low
-        if not may_message(user=sender, other=other):
+        if not may_message(user=sender, other=other, related=conversation.related_to_other):
             raise MessagingNotAllowed()
         return [conversation.user_low_id, conversation.user_high_id]
     participant_ids = ensure_call_chat(call=conversation.call, user=sender)
@@ -69,16 +76,18 @@ def _members_for_send(*, sender: User, conversation: Conversation) -> list:
     return participant_ids
 
 
-def _replay(*, sender: User, conversation: Conversation, client_message_id: str | None) -> Message | None:
-    if not client_message_id:
+def _replay(*, conversation: Conversation) -> Message | None:
+    """The message stored earlier with this send's client key (read only when the lock query
+    found one), or a conflict if it went to another conversation."""
+    replayed_id = getattr(conversation, "replayed_id", None)
+    if replayed_id is None:
         return None
-    stored = Message.objects.filter(sender=sender, client_message_id=client_message_id).first()
-    if stored is not None and stored.conversation_id != conversation.pk:
+    stored = Message.objects.get(pk=replayed_id)
+    if stored.conversation_id != conversation.pk:
         raise ClientMessageIdReused()
     return stored
 
 
-@transaction.atomic
 def message_send(
     *,
     sender: User,
@@ -91,16 +100,61 @@ def message_send(
     client_message_id: str | None = None,
     attachment_id=None,
 ) -> SendResult:
-    """Store a message and tell its audience after commit.
+    """Store a message and tell its audience after commit (``_message_store``, one transaction).
+
+    A send whose client key another send stored meanwhile (a concurrent retry that held the
+    conversation's lock while this one waited for it) fails on the key's unique constraint: it is
+    rolled back whole and run once more, and then answers the stored message as any retry does
+    (or ``CLIENT_MESSAGE_ID_REUSED`` if the other send went to another conversation).
+    """
+    arguments = {
+        "sender": sender,
+        "body": body,
+        "conversation_id": conversation_id,
+        "user_id": user_id,
+        "call_id": call_id,
+        "type": type,
+        "recipient_id": recipient_id,
+        "client_message_id": client_message_id,
+        "attachment_id": attachment_id,
+    }
+    try:
+        return _message_store(**arguments)
+    except IntegrityError:
+        if not client_message_id:
+            raise
+    return _message_store(**arguments)
+
+
+@transaction.atomic
+def _message_store(
+    *,
+    sender: User,
+    body: str,
+    conversation_id=None,
+    user_id=None,
+    call_id=None,
+    type: str = MessageType.TEXT,
+    recipient_id=None,
+    client_message_id: str | None = None,
+    attachment_id=None,
+) -> SendResult:
+    """Store a message and tell its audience after commit. On a direct conversation, four
+    statements: the lock, the message, its receipt, the conversation's last activity.
 
     1. Find the conversation (``conversation_id``), or open the direct one with ``user_id`` or the
-       call's with ``call_id``; lock its row.
-    2. A ``client_message_id`` this sender already used answers the stored message: nothing new
-       is written or sent (the lock makes a concurrent retry wait for the first to commit).
+       call's with ``call_id``; lock its row. The same statement reads whether the two people of
+       a direct conversation are related (care or contact) and whether the client key was used:
+       no query of their own for either.
+    2. A ``client_message_id`` this sender already used answers the stored message (one more
+       query, to read it): nothing new is written or sent. A retry that waited for the lock while
+       the first committed does not see it in step 1 (the statement reads as of its start); its
+       insert in step 4 hits the key's unique constraint, and ``message_send`` runs it again.
     3. Check the conversation's rules (``_members_for_send``), the private recipient, and the
        attachment an image, file or voice-note message carries (services.attachments).
-    4. Encrypt the body, write the message with the next number, one receipt per recipient,
-       and the conversation's last activity.
+    4. Encrypt the body, write the message with the next number (the locked row's ``last_seq``
+       plus one), one receipt per recipient, and the conversation's last activity; serialize the
+       message once, for the event and for the caller's answer.
     """
     if conversation_id is None:
         opened, _ = (
@@ -109,10 +163,12 @@ def message_send(
             else conversation_call_open(user=sender, call_id=call_id)
         )
         conversation_id = opened.pk
-    conversation = _locked_conversation(sender=sender, conversation_id=conversation_id)
-    stored = _replay(sender=sender, conversation=conversation, client_message_id=client_message_id)
+    conversation = _locked_conversation(
+        sender=sender, conversation_id=conversation_id, client_message_id=client_message_id
+    )
+    stored = _replay(conversation=conversation)
     if stored is not None:
-        return SendResult(message=stored, created=False)
+        return SendResult(message=stored, created=False, payload=message_payload(stored))
     member_ids = _members_for_send(sender=sender, conversation=conversation)
     if recipient_id is not None:
         if conversation.kind != ConversationKind.CALL or str(recipient_id) == str(sender.pk):
@@ -142,13 +198,14 @@ def message_send(
         attachment=attachment,
         created_at=now,
     )
-    message._plaintext = body  # the sender's ack and the event need not decrypt it again
+    message._plaintext = body  # the sender's answer and the event need not decrypt it again
     message.receipt_list = MessageReceipt.objects.bulk_create(
         [MessageReceipt(message=message, recipient_id=pk, conversation=conversation, seq=seq) for pk in recipients]
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_seq=seq, last_message_at=now)
-    send_on_commit([user_group(pk) for pk in {sender.pk, *recipients}], "chat.message", message_payload(message))
-    return SendResult(message=message, created=True)
+    payload = message_payload(message)
+    send_on_commit([user_group(pk) for pk in {sender.pk, *recipients}], "chat.message", payload)
+    return SendResult(message=message, created=True, payload=payload)
 
 
 def message_audience(message: Message) -> set:
