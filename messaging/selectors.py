@@ -9,6 +9,8 @@ Two rules live here and nowhere else:
   by its sender and its recipient only.
 """
 
+from dataclasses import dataclass
+
 from django.db.models import (
     BooleanField,
     Case,
@@ -219,6 +221,32 @@ def conversation_member_get(*, user: User, conversation_id) -> ConversationMembe
     if member is None:
         raise ConversationNotFound()
     return member
+
+
+@dataclass(frozen=True)
+class CallChatRoster:
+    participant_ids: list  # the call's chat participants
+    joined_ids: list  # of them, those not yet members of its conversation
+    has_leavers: bool  # the conversation has members who are no longer chat participants
+
+
+def call_chat_roster(*, call_id, conversation_id) -> CallChatRoster:
+    """The call's chat participants next to its conversation's members, in one query, so a send
+    writes the members only when someone joined or left. With no participant at all the query
+    has no row to say whether anyone left: it counts as yes."""
+    participants = CallParticipant.objects.filter(call_id=call_id, status__in=CALL_CHAT_PARTICIPANT_STATUSES)
+    members = ConversationMember.objects.filter(conversation_id=conversation_id)
+    rows = list(
+        participants.annotate(
+            is_member=Exists(members.filter(user_id=OuterRef("user_id"))),
+            has_leavers=Exists(members.exclude(user_id__in=participants.values("user_id"))),
+        ).values_list("user_id", "is_member", "has_leavers")
+    )
+    return CallChatRoster(
+        participant_ids=[user_id for user_id, _, _ in rows],
+        joined_ids=[user_id for user_id, is_member, _ in rows if not is_member],
+        has_leavers=rows[0][2] if rows else True,
+    )
 
 
 def call_chat_participant_ids(*, call_id) -> list:

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from accounts.models import User
 from messaging.models import Conversation, ConversationKind, ConversationMember
-from messaging.selectors import call_chat_participant_ids, messageable_user_get
+from messaging.selectors import call_chat_participant_ids, call_chat_roster, messageable_user_get
 from messaging.services.errors import CannotMessageSelf, ChatDisabled
 from video_calls.selectors.calls import call_get_for_user
 from video_calls.services.common import NotParticipant
@@ -55,9 +55,34 @@ def ensure_call_chat(*, call, user: User) -> list:
     if not call.chat_enabled:
         raise ChatDisabled()
     participant_ids = call_chat_participant_ids(call_id=call.pk)
+    _ensure_participant(user=user, participant_ids=participant_ids)
+    return participant_ids
+
+
+def _ensure_participant(*, user: User, participant_ids: list) -> None:
     if user.pk not in participant_ids:
         raise NotParticipant("Only the call's participants take part in its chat.")
-    return participant_ids
+
+
+def call_chat_members_for_send(*, conversation: Conversation, user: User) -> list:
+    """``ensure_call_chat`` then ``sync_call_members`` for a send to a call's conversation, in
+    one read when nobody joined or left: the participants are read next to the members
+    (selectors ``call_chat_roster``), and only the changes are written."""
+    call = conversation.call
+    if not call.chat_enabled:
+        raise ChatDisabled()
+    roster = call_chat_roster(call_id=call.pk, conversation_id=conversation.pk)
+    _ensure_participant(user=user, participant_ids=roster.participant_ids)
+    if roster.joined_ids:
+        ConversationMember.objects.bulk_create(
+            [ConversationMember(conversation=conversation, user_id=pk) for pk in roster.joined_ids],
+            ignore_conflicts=True,
+        )
+    if roster.has_leavers:
+        ConversationMember.objects.filter(conversation=conversation).exclude(
+            user_id__in=roster.participant_ids
+        ).delete()
+    return roster.participant_ids
 
 
 @transaction.atomic

@@ -26,10 +26,9 @@ from messaging.selectors import (
 from messaging.serializers import message_payload
 from messaging.services.attachments import attachment_erase, attachment_for_message
 from messaging.services.conversations import (
+    call_chat_members_for_send,
     conversation_call_open,
     conversation_direct_open,
-    ensure_call_chat,
-    sync_call_members,
 )
 from messaging.services.errors import (
     ClientMessageIdReused,
@@ -65,15 +64,14 @@ def _locked_conversation(*, sender: User, conversation_id, client_message_id: st
 def _members_for_send(*, sender: User, conversation: Conversation) -> list:
     """Who the conversation's messages go to, after the rules of its kind: a direct conversation's
     two people must still be allowed to message each other (their relation read with the lock);
-    a call's chat must be on, and its members are brought up to date with the call's participants."""
+    a call's chat must be on, and its members are brought up to date with the call's participants
+    (written only when someone joined or left)."""
     if conversation.kind == ConversationKind.DIRECT:
         other = conversation.user_high if conversation.user_low_id == sender.pk else conversation.user_low
         if not may_message(user=sender, other=other, related=conversation.related_to_other):
             raise MessagingNotAllowed()
         return [conversation.user_low_id, conversation.user_high_id]
-    participant_ids = ensure_call_chat(call=conversation.call, user=sender)
-    sync_call_members(conversation=conversation, participant_ids=participant_ids)
-    return participant_ids
+    return call_chat_members_for_send(conversation=conversation, user=sender)
 
 
 def _replay(*, conversation: Conversation) -> Message | None:

@@ -19,6 +19,8 @@ from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.messaging.conftest import send
 from tests.video_calls.call_helpers import EventRecorder
+from tests.video_calls.factories import CallParticipantFactory
+from video_calls.models import ParticipantRole
 
 pytestmark = pytest.mark.django_db
 
@@ -71,9 +73,27 @@ def test_a_send_is_a_fixed_handful_of_statements(direct, call_chat, patient, sta
     # a retry reads the stored message and its receipts, and writes nothing
     with django_assert_num_queries(3 + 2):
         message_send(sender=patient, conversation_id=direct.pk, body="x", client_message_id="k")
-    # a call's chat also reads the participants and brings the members up to date (two statements)
-    with django_assert_num_queries(7 + 2):
+    # a call's chat also reads its participants next to its members; nothing more when nobody
+    # joined or left
+    with django_assert_num_queries(5 + 2):
         message_send(sender=staff, conversation_id=call_chat.pk, body="x", client_message_id="c")
+
+
+def test_a_send_to_a_calls_chat_writes_the_members_only_when_someone_joined_or_left(
+    call_chat, group_call, staff, outsider, patient, django_assert_num_queries
+):
+    # when someone joins the call: one more statement, adding them
+    CallParticipantFactory(call=group_call, user=outsider, role=ParticipantRole.PATIENT, status="joined")
+    with django_assert_num_queries(6 + 2):
+        welcome = message_send(sender=staff, conversation_id=call_chat.pk, body="welcome").message
+    assert call_chat.members.filter(user=outsider).exists()
+    assert welcome.receipts.filter(recipient=outsider).exists()
+    # when someone is removed: one more statement, removing them
+    group_call.participants.filter(user=patient).update(status="removed")
+    with django_assert_num_queries(6 + 2):
+        bye = message_send(sender=staff, conversation_id=call_chat.pk, body="bye").message
+    assert not call_chat.members.filter(user=patient).exists()
+    assert not bye.receipts.filter(recipient=patient).exists()
 
 
 def test_a_client_key_reused_in_another_conversation_is_a_conflict(direct, call_chat, patient_client):
