@@ -5,7 +5,7 @@ members through core.events after commit."""
 from rest_framework import serializers
 
 from core.events import database_call
-from messaging.serializers import MessageSendSerializer
+from messaging.serializers import MarkResultSerializer, MessageSendSerializer
 from messaging.services.messages import message_send
 from messaging.services.receipts import MarkResult, messages_mark_delivered, messages_mark_read
 from messaging.services.typing import chat_typing
@@ -36,12 +36,7 @@ async def send(connection, data: dict) -> dict:
 
 
 def _mark_payload(result: MarkResult) -> dict:
-    return {
-        "conversation_id": str(result.conversation_id),
-        "message_ids": [str(message_id) for message_id in result.message_ids],
-        "at": result.at.isoformat().replace("+00:00", "Z"),
-        "unread_count": result.unread_count,
-    }
+    return dict(MarkResultSerializer(result).data)  # what the REST marks answer
 
 
 @handles("chat.delivered", serializer=ChatMarkSerializer)

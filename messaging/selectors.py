@@ -169,15 +169,19 @@ def _members_with_users() -> Prefetch:
     )
 
 
+def unread_receipts(*, user: User) -> QuerySet[MessageReceipt]:
+    """``user``'s receipts not read yet, deleted messages aside: what an unread count counts."""
+    return MessageReceipt.objects.filter(recipient=user, read_at__isnull=True, message__deleted_at__isnull=True)
+
+
 def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
     """``user``'s conversations, most recent activity first, each with ``unread_count`` (their
     receipts not read, deleted messages aside) and ``last_visible_id`` (the newest message they
     may see). A page costs the same queries whatever its size: the page, its members, and the
     last messages (``last_messages_for``)."""
     unread = (
-        MessageReceipt.objects.filter(
-            recipient=user, conversation=OuterRef("pk"), read_at__isnull=True, message__deleted_at__isnull=True
-        )
+        unread_receipts(user=user)
+        .filter(conversation=OuterRef("pk"))
         .order_by()
         .values("conversation")
         .annotate(count=Count("pk"))

@@ -6,6 +6,7 @@ goes to its audience after commit. Its audience, and everyone who ever sees it, 
 conversation's members, or for a private message its sender and recipient only.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -86,46 +87,27 @@ def _replay(*, conversation: Conversation) -> Message | None:
     return stored
 
 
-def message_send(
-    *,
-    sender: User,
-    body: str,
-    conversation_id=None,
-    user_id=None,
-    call_id=None,
-    type: str = MessageType.TEXT,
-    recipient_id=None,
-    client_message_id: str | None = None,
-    attachment_id=None,
-) -> SendResult:
-    """Store a message and tell its audience after commit (``_message_store``, one transaction).
-
-    A send whose client key another send stored meanwhile (a concurrent retry that held the
+def _run_again_after_a_racing_retry(store):
+    """A send whose client key another send stored meanwhile (a concurrent retry that held the
     conversation's lock while this one waited for it) fails on the key's unique constraint: it is
     rolled back whole and run once more, and then answers the stored message as any retry does
-    (or ``CLIENT_MESSAGE_ID_REUSED`` if the other send went to another conversation).
-    """
-    arguments = {
-        "sender": sender,
-        "body": body,
-        "conversation_id": conversation_id,
-        "user_id": user_id,
-        "call_id": call_id,
-        "type": type,
-        "recipient_id": recipient_id,
-        "client_message_id": client_message_id,
-        "attachment_id": attachment_id,
-    }
-    try:
-        return _message_store(**arguments)
-    except IntegrityError:
-        if not client_message_id:
-            raise
-    return _message_store(**arguments)
+    (or ``CLIENT_MESSAGE_ID_REUSED`` if the other send went to another conversation)."""
+
+    @functools.wraps(store)
+    def send(**arguments) -> SendResult:
+        try:
+            return store(**arguments)
+        except IntegrityError:
+            if not arguments.get("client_message_id"):
+                raise
+        return store(**arguments)
+
+    return send
 
 
+@_run_again_after_a_racing_retry
 @transaction.atomic
-def _message_store(
+def message_send(
     *,
     sender: User,
     body: str,
@@ -147,7 +129,8 @@ def _message_store(
     2. A ``client_message_id`` this sender already used answers the stored message (one more
        query, to read it): nothing new is written or sent. A retry that waited for the lock while
        the first committed does not see it in step 1 (the statement reads as of its start); its
-       insert in step 4 hits the key's unique constraint, and ``message_send`` runs it again.
+       insert in step 4 hits the key's unique constraint, and the send runs again
+       (``_run_again_after_a_racing_retry``).
     3. Check the conversation's rules (``_members_for_send``), the private recipient, and the
        attachment an image, file or voice-note message carries (services.attachments).
     4. Encrypt the body, write the message with the next number (the locked row's ``last_seq``

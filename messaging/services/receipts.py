@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.events import send_on_commit, user_group
 from messaging.models import ConversationMember, MessageReceipt, ReceiptStatus
-from messaging.selectors import conversation_member_get, message_get_for_user
+from messaging.selectors import conversation_member_get, message_get_for_user, unread_receipts
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,7 @@ class MarkResult:
 
 
 def unread_count(*, user: User, conversation_id) -> int:
-    return MessageReceipt.objects.filter(
-        recipient=user, conversation_id=conversation_id, read_at__isnull=True, message__deleted_at__isnull=True
-    ).count()
+    return unread_receipts(user=user).filter(conversation_id=conversation_id).count()
 
 
 def _announce(*, event_type: str, user: User, conversation_id, changed: list[tuple], at: datetime) -> None:
