@@ -142,20 +142,14 @@ def contact_list_for_user(*, user: User) -> QuerySet[User]:
     return (
         User.objects.filter(is_active=True)
         .filter(Q(pk__in=care_team) | Q(pk__in=Contact.objects.filter(owner=user).values("contact_id")))
-        .annotate(in_care_team=Exists(_care_team_has(user)))
+        .annotate(
+            in_care_team=Exists(
+                session_selectors.care_relationship_sessions_between(user=user, other_id=OuterRef("pk"))
+            )
+        )
         .annotate(added_at=Subquery(added.values("created_at")[:1]))
         .order_by("last_name", "first_name", "id")
     )
-
-
-def _care_team_has(user: User):
-    """``Exists`` of a care relationship between ``user`` and the outer row's user."""
-    sessions = session_selectors.care_relationship_sessions()
-    if user.is_patient:
-        return sessions.filter(patient=user, doctor_id=OuterRef("pk"))
-    if user.is_doctor:
-        return sessions.filter(doctor=user, patient_id=OuterRef("pk"))
-    return sessions.none()
 
 
 # --- Conversations -----------------------------------------------------------------------------

@@ -10,12 +10,6 @@ from presence.models import PresenceStatus, UserPresence
 from sessions import selectors as session_selectors
 
 
-def care_relation_ids(*, user: User) -> set:
-    """Users in a care relationship with ``user`` (their doctors or their patients), as the
-    sessions app defines it (``sessions.selectors.care_relation_ids``)."""
-    return set(session_selectors.care_relation_ids(user=user))
-
-
 def presence_visible_to(*, viewer: User, target: User) -> bool:
     if viewer.pk == target.pk or viewer.is_clinic_staff:
         return True

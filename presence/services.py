@@ -17,7 +17,7 @@ from accounts.models import User
 from core.events import send_on_commit, user_group
 from core.exceptions import InvalidInput
 from presence.models import CHOOSABLE_STATUSES, PresenceConnection, PresenceStatus, UserPresence
-from presence.selectors import care_relation_ids
+from sessions.selectors import care_relation_ids
 
 
 def _in_call(user: User) -> bool:

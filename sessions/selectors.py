@@ -58,13 +58,20 @@ def care_relation_ids(*, user: User) -> QuerySet:
     return sessions.none().values_list("pk", flat=True)
 
 
+def care_relationship_sessions_between(*, user: User, other_id) -> QuerySet[Session]:
+    """The sessions that put ``user`` and the user ``other_id`` (an id, or an ``OuterRef`` to one)
+    in a care relationship; none unless one is a patient and the other their doctor."""
+    sessions = care_relationship_sessions()
+    if user.is_patient:
+        return sessions.filter(patient=user, doctor_id=other_id)
+    if user.is_doctor:
+        return sessions.filter(doctor=user, patient_id=other_id)
+    return sessions.none()
+
+
 def in_care_relationship(*, user: User, other_id) -> bool:
     """Whether ``user`` and the user ``other_id`` are a doctor and a patient in a care relationship."""
-    if user.is_patient:
-        return care_relationship_sessions().filter(patient=user, doctor_id=other_id).exists()
-    if user.is_doctor:
-        return care_relationship_sessions().filter(doctor=user, patient_id=other_id).exists()
-    return False
+    return care_relationship_sessions_between(user=user, other_id=other_id).exists()
 
 
 def payment_list_for_session(*, session: Session) -> QuerySet[Payment]:
