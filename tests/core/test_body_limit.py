@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 LOGIN = "/api/v1/auth/login/"
 
 
-def http_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
+def http_scope(path: str, headers: list[tuple[bytes, bytes]], content_type: bytes = b"application/json") -> dict:
+    """The scope of a POST to ``path`` with ``headers`` besides the host and the content type."""
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -27,7 +28,7 @@ def http_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"localhost"), (b"content-type", b"application/json"), *headers],
+        "headers": [(b"host", b"localhost"), (b"content-type", content_type), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
     }

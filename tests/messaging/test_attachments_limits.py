@@ -15,7 +15,7 @@ from accounts.tokens import token_pair_for
 from messaging.models import Attachment
 from tests.assertions import assert_error
 from tests.conftest import client_for
-from tests.core.test_body_limit import call, status_and_body
+from tests.core.test_body_limit import call, http_scope, status_and_body
 from tests.messaging.attachment_support import (
     PDF,
     PNG,
@@ -43,25 +43,11 @@ def token(patient) -> bytes:
 
 
 def upload_scope(token: bytes, path: str = UPLOAD, headers: tuple = ()) -> dict:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"localhost"),
-            (b"authorization", b"Bearer " + token),
-            (b"content-type", b"multipart/form-data; boundary=" + BOUNDARY),
-            *headers,
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    return http_scope(
+        path,
+        [(b"authorization", b"Bearer " + token), *headers],
+        content_type=b"multipart/form-data; boundary=" + BOUNDARY,
+    )
 
 
 def pieces(data: bytes, size: int = 64 * 1024) -> list[bytes]:
