@@ -23,8 +23,6 @@ draining and closing have deadlines. Loopback targets only.
 import asyncio
 import contextlib
 import json
-import multiprocessing
-import statistics
 import sys
 import time
 from collections import Counter
@@ -38,11 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "signaling"))
 
 from loadgen import (
     ChannelsDialect,
-    ConnectError,
     PairSpec,
     Plan,
     check_loopback,
-    percentile,
+    close_all,
+    cpu_report,
+    finish,
+    latency_summary,
+    loadgen_cpu,
+    merges,
+    run_workers,
+    sample_cpu,
+    split_connects,
+    totals,
 )
 
 MODES = ("relay", "chat")
@@ -258,46 +264,36 @@ async def worker_main(pipe, mode: str, base_url: str, specs: list[ChatPairSpec],
     cpu_start = time.process_time()
     results = await asyncio.gather(*(_open(dialect, spec, gate, deadline) for spec in specs), return_exceptions=True)
     conversations: list[Conversation] = []
-    connect_errors: Counter = Counter()
-    samples: list[str] = []
-    for spec, result in zip(specs, results, strict=True):
-        if isinstance(result, BaseException):
-            connect_errors[result.stage if isinstance(result, ConnectError) else type(result).__name__] += 1
-            if len(samples) < 3:
-                samples.append(str(result)[:300])
-            continue
+    opened, connect_errors, samples = split_connects(specs, results)
+    for spec, result in opened:
         conversation = Conversation(spec, mode, text, options["tag"], stats)
         conversation.a = Side(conversation, result[0], spec.a_id, spec.b_id)
         conversation.b = Side(conversation, result[1], spec.b_id, spec.a_id)
         conversations.append(conversation)
-    pipe.send({"connected_pairs": len(conversations), "connect_errors": dict(connect_errors), "samples": samples})
+    pipe.send(
+        {
+            "connected_pairs": len(conversations),
+            "connect_errors": dict(connect_errors),
+            "connect_error_samples": samples,
+        }
+    )
     message = await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
     sides = [side for conversation in conversations for side in (conversation.a, conversation.b)]
     if message.get("abort"):
-        await asyncio.wait_for(asyncio.gather(*(side.close() for side in sides), return_exceptions=True), 30)
+        await close_all(sides)
         pipe.send({"aborted": True})
         return
     plan = Plan(**message)
     for conversation in conversations:
         conversation.plan = plan
     cpu_window: dict[str, float] = {}
-
-    async def sample_cpu() -> None:
-        await asyncio.sleep(max(0.0, plan.measure_from - time.monotonic()))
-        cpu_window["from"] = time.process_time()
-        await asyncio.sleep(max(0.0, plan.end - time.monotonic()))
-        cpu_window["to"] = time.process_time()
-
-    sampler = asyncio.create_task(sample_cpu())
+    sampler = asyncio.create_task(sample_cpu(plan, cpu_window))
     drivers = [asyncio.create_task(conversation.drive()) for conversation in conversations]
     await sampler
-    if drivers:
-        await asyncio.wait(drivers, timeout=max(0.1, plan.end + plan.drain_seconds - time.monotonic()))
-    for driver in drivers:
-        driver.cancel()
+    await finish(drivers, plan)
     await asyncio.sleep(0.2)  # acks and echoes of the last messages
     closed_early = sum(stats.closed_by_server.values())
-    await asyncio.wait_for(asyncio.gather(*(side.close() for side in sides), return_exceptions=True), 30)
+    await close_all(sides)
     report = dict(stats.__dict__)
     report.update(
         {
@@ -305,30 +301,10 @@ async def worker_main(pipe, mode: str, base_url: str, specs: list[ChatPairSpec],
             "error_frames": dict(stats.error_frames),
             "closed_by_server": dict(stats.closed_by_server),
             "closed_by_server_during_run": closed_early,
-            "cpu_window_seconds": cpu_window.get("to", 0.0) - cpu_window.get("from", 0.0),
-            "cpu_total_seconds": time.process_time() - cpu_start,
+            **cpu_report(cpu_window, cpu_start),
         }
     )
     pipe.send(report)
-
-
-def _worker_entry(pipe, mode: str, base_url: str, specs: list[dict], options: dict) -> None:
-    try:
-        asyncio.run(worker_main(pipe, mode, base_url, [ChatPairSpec(**spec) for spec in specs], options))
-    except BaseException as error:  # the parent must hear about it, not wait for its deadline
-        pipe.send({"fatal": f"{type(error).__name__}: {error}"[:500]})
-        raise
-    finally:
-        pipe.close()
-
-
-def _recv(pipe, timeout: float) -> dict:
-    if not pipe.poll(max(0.0, timeout)):
-        return {"fatal": f"no answer within {timeout:.0f} s"}
-    try:
-        return pipe.recv()
-    except EOFError:
-        return {"fatal": "worker exited"}
 
 
 def run_point(
@@ -352,71 +328,28 @@ def run_point(
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode}")
     check_loopback(base_url)
-    procs = max(1, min(procs, len(specs)))
-    context = multiprocessing.get_context("spawn")
-    options = {
-        "connect_timeout": connect_timeout,
-        "connect_concurrency": connect_concurrency,
-        "text_chars": text_chars,
-        "tag": tag,
-    }
-    workers = []
-    for index in range(procs):
-        share = [spec.__dict__ for spec in specs[index::procs]]
-        parent_end, child_end = context.Pipe()
-        process = context.Process(target=_worker_entry, args=(child_end, mode, base_url, share, options))
-        process.start()
-        child_end.close()
-        workers.append((process, parent_end))
-    try:
-        started = time.monotonic()
-        ready = [_recv(pipe, connect_timeout + 30) for _, pipe in workers]
-        result: dict[str, Any] = {
-            "connected_pairs": sum(message.get("connected_pairs", 0) for message in ready),
-            "connect_seconds": round(time.monotonic() - started, 2),
-            "connect_errors": dict(sum((Counter(m.get("connect_errors", {})) for m in ready), Counter())),
-            "connect_error_samples": [sample for message in ready for sample in message.get("samples", [])][:5],
-            "procs": procs,
-        }
-        fatal = [message["fatal"] for message in ready if "fatal" in message]
-        if fatal or result["connected_pairs"] == 0:
-            for process, pipe in workers:
-                if process.is_alive():
-                    with contextlib.suppress(OSError):
-                        pipe.send({"abort": True})
-            for _, pipe in workers:
-                _recv(pipe, 40)
-            result["fatal"] = fatal or ["no pair connected"]
-            return result
-        start = time.monotonic() + 0.5
-        plan = Plan(
-            start=start,
-            measure_from=start + warmup,
-            end=start + warmup + duration,
-            drain_seconds=drain_seconds,
-            round_trip_timeout=message_timeout,
-        )
-        for _, pipe in workers:
-            pipe.send(plan.__dict__)
-        if on_window is not None:
-            on_window(plan.measure_from, plan.end)
-        reports = [_recv(pipe, plan.end - time.monotonic() + drain_seconds + 60) for _, pipe in workers]
-    finally:
-        for process, _ in workers:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
-
-    def total(name: str) -> int:
-        return sum(report.get(name, 0) for report in reports)
-
-    def merged(name: str) -> dict:
-        counter: Counter = Counter()
-        for report in reports:
-            counter.update(report.get(name, {}))
-        return dict(counter)
-
+    result, reports = run_workers(
+        worker_main,
+        ChatPairSpec,
+        mode,
+        base_url,
+        specs,
+        {
+            "connect_timeout": connect_timeout,
+            "connect_concurrency": connect_concurrency,
+            "text_chars": text_chars,
+            "tag": tag,
+        },
+        procs=procs,
+        warmup=warmup,
+        duration=duration,
+        round_trip_timeout=message_timeout,
+        drain_seconds=drain_seconds,
+        on_window=on_window,
+    )
+    if reports is None:
+        return result
+    total, merged = totals(reports), merges(reports)
     latencies = [value for report in reports for value in report.get("latencies_ms", [])]
     cpu_window = [report.get("cpu_window_seconds", 0.0) for report in reports]
     delivered = total("delivered_in_window")
@@ -425,13 +358,7 @@ def run_point(
             "window_seconds": duration,
             "delivered_in_window": delivered,
             "messages_per_second": delivered / duration,
-            "latency_ms": {
-                "p50": percentile(latencies, 0.50),
-                "p95": percentile(latencies, 0.95),
-                "p99": percentile(latencies, 0.99),
-                "max": max(latencies) if latencies else None,
-                "mean": statistics.fmean(latencies) if latencies else None,
-            },
+            "latency_ms": latency_summary(latencies),
             "sent_total": total("sent_total"),
             "delivered_total": total("delivered_total"),
             "acks": total("acks"),
@@ -445,8 +372,7 @@ def run_point(
             "error_frames": merged("error_frames"),
             "closed_by_server": merged("closed_by_server"),
             "closed_by_server_during_run": total("closed_by_server_during_run"),
-            "loadgen_cpu_cores": round(sum(cpu_window) / duration, 3),
-            "loadgen_busiest_proc": round(max(cpu_window) / duration, 3) if cpu_window else None,
+            **loadgen_cpu(cpu_window, duration),
         }
     )
     fatal = [report["fatal"] for report in reports if "fatal" in report]

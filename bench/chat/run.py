@@ -56,10 +56,14 @@ from run import (  # noqa: E402 - the signaling harness
     _fmt,
     check_redis,
     free_port,
+    markdown_table,
+    problem_parts,
     redis_server_pid,
     stop_server,
     tree_memory_mb,
     wait_for_port,
+    window_cores,
+    write_report,
 )
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/telehealth_bench_chat"
@@ -252,12 +256,7 @@ def measure(run: ChatRun, mode: str, conversations: int, repeat: int, count: boo
         if sampler is not None:
             sampler.join(timeout=15)
             values = sampler.values
-            duration = arguments.duration
-            if "server_to" in values:
-                point["server_cpu_cores"] = (values["server_to"] - values["server_from"]) / duration
-                point["machine_busy_cores"] = (values["machine_to"] - values["machine_from"]) / duration
-            if "redis_to" in values:
-                point["redis_cpu_cores"] = (values["redis_to"] - values["redis_from"]) / duration
+            point.update(window_cores(values, arguments.duration))
             if "pg_to" in values and "pg_from" in values:
                 point["pg"] = pg_delta(values["pg_from"], values["pg_to"])
             if values.get("redis_commands_to") is not None and values.get("redis_commands_from") is not None:
@@ -283,24 +282,17 @@ def _per(value: float | None, messages: float | None, digits: int = 1) -> str:
 
 
 def problems(point: dict[str, Any]) -> str:
-    parts = []
-    if point.get("fatal"):
-        parts.append("FAILED: " + "; ".join(map(str, point["fatal"]))[:160])
-    missing = point.get("conversations", 0) - point.get("connected_pairs", point.get("conversations", 0))
-    if missing:
-        parts.append(f"{missing} pairs not connected {point.get('connect_errors')}")
-    if point.get("closed_by_server_during_run"):
-        parts.append(f"closed {point.get('closed_by_server')}")
-    if point.get("timeouts"):
-        parts.append(f"{point['timeouts']} messages not delivered within the timeout")
-    if point.get("error_frames"):
-        parts.append(f"errors {point['error_frames']}")
-    if point.get("unexpected_frames"):
-        parts.append(f"unexpected {point['unexpected_frames']}")
-    if point.get("invalid"):
-        parts.append(f"{point['invalid']} wrong payloads")
-    if point.get("acks_not_created"):
-        parts.append(f"{point['acks_not_created']} acks not created")
+    parts = problem_parts(
+        point,
+        count_key="conversations",
+        fatal_chars=160,
+        timeouts="{timeouts} messages not delivered within the timeout",
+        flagged=(
+            ("unexpected_frames", "unexpected {}"),
+            ("invalid", "{} wrong payloads"),
+            ("acks_not_created", "{} acks not created"),
+        ),
+    )
     stored = point.get("stored_during_point")
     if point.get("mode") == "chat" and stored is not None and stored < point.get("delivered_total", 0):
         parts.append(f"delivered {point['delivered_total']} > stored {point['stored_during_point']}")
@@ -313,7 +305,7 @@ def table(points: list[dict[str, Any]]) -> str:
         "| loadgen CPU (cores, busiest) | Redis CPU (cores) | machine busy (cores) | PG transactions/msg "
         "| PG rows written/msg | Redis commands/msg | load avg 1 min (start → end) | errors |"
     )
-    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    rows = []
     for point in points:
         rate = point.get("messages_per_second")
         latency = point.get("latency_ms") or {}
@@ -323,31 +315,27 @@ def table(points: list[dict[str, Any]]) -> str:
         written = (pg.get("rows_inserted", 0) + pg.get("rows_updated", 0)) if pg else None
         cpu = point.get("server_cpu_cores")
         load = f"{point['load_average_start'][0]:.2f} → {point.get('load_average_end', [0])[0]:.2f}"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    str(point["repeat"]),
-                    str(point["conversations"]),
-                    point["mode"],
-                    _fmt(rate),
-                    _fmt(latency.get("p50"), 1),
-                    _fmt(latency.get("p99"), 1),
-                    _fmt(cpu, 2),
-                    _per(cpu * 1e6 * duration if cpu is not None else None, delivered, 0),
-                    f"{_fmt(point.get('loadgen_cpu_cores'), 2)} ({_fmt(point.get('loadgen_busiest_proc'), 2)})",
-                    _fmt(point.get("redis_cpu_cores"), 2),
-                    _fmt(point.get("machine_busy_cores"), 2),
-                    _per(pg.get("transactions"), delivered, 2),
-                    _per(written, delivered, 2),
-                    _per(point.get("redis_commands"), delivered, 1),
-                    load,
-                    problems(point),
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                str(point["repeat"]),
+                str(point["conversations"]),
+                point["mode"],
+                _fmt(rate),
+                _fmt(latency.get("p50"), 1),
+                _fmt(latency.get("p99"), 1),
+                _fmt(cpu, 2),
+                _per(cpu * 1e6 * duration if cpu is not None else None, delivered, 0),
+                f"{_fmt(point.get('loadgen_cpu_cores'), 2)} ({_fmt(point.get('loadgen_busiest_proc'), 2)})",
+                _fmt(point.get("redis_cpu_cores"), 2),
+                _fmt(point.get("machine_busy_cores"), 2),
+                _per(pg.get("transactions"), delivered, 2),
+                _per(written, delivered, 2),
+                _per(point.get("redis_commands"), delivered, 1),
+                load,
+                problems(point),
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, rows)
 
 
 def summary(points: list[dict[str, Any]], counts: dict[int, dict]) -> str:
@@ -476,35 +464,23 @@ def main(argv: list[str] | None = None) -> int:
             points.append(point)
     finally:
         run.cleanup()
-    report = {
-        "started_at": started_at.isoformat(),
-        "seconds": round(time.monotonic() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-        "settings": {
-            "conversations": arguments.counts,
-            "duration": arguments.duration,
-            "warmup": arguments.warmup if arguments.warmup is not None else "3 + N/125",
-            "repeats": arguments.repeats,
-            "procs": arguments.procs,
-            "text_chars": arguments.text_chars,
-            "database": "postgresql",
-            "layer": "redis",
-        },
-        "send": counts,
-        "points": points,
+    settings = {
+        "conversations": arguments.counts,
+        "duration": arguments.duration,
+        "warmup": arguments.warmup if arguments.warmup is not None else "3 + N/125",
+        "repeats": arguments.repeats,
+        "procs": arguments.procs,
+        "text_chars": arguments.text_chars,
+        "database": "postgresql",
+        "layer": "redis",
     }
-    out = Path(arguments.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    text = json.dumps(report, indent=2)
-    (out / f"chat-{stamp}-{uuid.uuid4().hex[:4]}.json").write_text(text)
-    (out / "chat-latest.json").write_text(text)
+    latest = write_report(Path(arguments.out), "chat", started_at, started, settings, points, send=counts)
     print()
     print(table(points))
     print()
     print(summary(points, counts))
     print()
-    print(f"JSON: {out / 'chat-latest.json'}; server logs: {run.log_dir}")
+    print(f"JSON: {latest}; server logs: {run.log_dir}")
     return 1 if any(point.get("fatal") for point in points) else 0
 
 

@@ -487,8 +487,6 @@ async def _open_pair(
 async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], options: dict) -> None:
     dialect = DIALECTS[kind](base_url, sdp_payload(options["sdp_chars"]))
     stats = Stats()
-    connect_errors: Counter = Counter()
-    connect_error_samples: list[str] = []
     gate = asyncio.Semaphore(options["connect_concurrency"])
     deadline = time.monotonic() + options["connect_timeout"]
     cpu_start = time.process_time()
@@ -496,15 +494,8 @@ async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], opt
     results = await asyncio.gather(
         *(_open_pair(dialect, pair, stats, gate, deadline) for pair in pairs), return_exceptions=True
     )
-    clients: list[tuple[Client, Client]] = []
-    for result in results:
-        if isinstance(result, BaseException):
-            stage = result.stage if isinstance(result, ConnectError) else type(result).__name__
-            connect_errors[stage] += 1
-            if len(connect_error_samples) < 3:
-                connect_error_samples.append(str(result)[:300])
-        else:
-            clients.append(result)
+    opened, connect_errors, connect_error_samples = split_connects(pairs, results)
+    clients: list[tuple[Client, Client]] = [result for _, result in opened]
     loop = asyncio.get_running_loop()
     pipe.send(
         {
@@ -516,7 +507,7 @@ async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], opt
     )
     message = await loop.run_in_executor(None, pipe.recv)  # the reader tasks keep running meanwhile
     if message.get("abort"):
-        await asyncio.gather(*(client.close() for pair in clients for client in pair))
+        await close_all(client for pair in clients for client in pair)
         pipe.send({"aborted": True})
         return
     plan = Plan(**message)
@@ -524,27 +515,13 @@ async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], opt
         a.plan = b.plan = plan
 
     cpu_window: dict[str, float] = {}
-
-    async def sample_cpu() -> None:
-        await asyncio.sleep(max(0.0, plan.measure_from - time.monotonic()))
-        cpu_window["from"] = time.process_time()
-        await asyncio.sleep(max(0.0, plan.end - time.monotonic()))
-        cpu_window["to"] = time.process_time()
-
-    sampler = asyncio.create_task(sample_cpu())
+    sampler = asyncio.create_task(sample_cpu(plan, cpu_window))
     drivers = [asyncio.create_task(drive_pair(a, plan, stats)) for a, _ in clients]
     await sampler
     # Round trips in flight at the end may finish during the drain; then everything stops.
-    drain_deadline = plan.end + plan.drain_seconds
-    if drivers:
-        await asyncio.wait(drivers, timeout=max(0.1, drain_deadline - time.monotonic()))
-    for driver in drivers:
-        driver.cancel()
+    await finish(drivers, plan)
     closed_early = sum(stats.closed_by_server.values())
-    await asyncio.wait_for(
-        asyncio.gather(*(client.close() for pair in clients for client in pair), return_exceptions=True),
-        timeout=30,
-    )
+    await close_all(client for pair in clients for client in pair)
     pipe.send(
         {
             "received_in_window": stats.received_in_window,
@@ -557,15 +534,57 @@ async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], opt
             "error_frames": dict(stats.error_frames),
             "closed_by_server": dict(stats.closed_by_server),
             "closed_by_server_during_run": closed_early,
-            "cpu_window_seconds": cpu_window.get("to", 0.0) - cpu_window.get("from", 0.0),
-            "cpu_total_seconds": time.process_time() - cpu_start,
+            **cpu_report(cpu_window, cpu_start),
         }
     )
 
 
-def _worker_entry(pipe, kind: str, base_url: str, pairs: list[dict], options: dict) -> None:
+async def sample_cpu(plan: Plan, cpu_window: dict[str, float]) -> None:
+    """This process's CPU time at the start and the end of the measured window."""
+    await asyncio.sleep(max(0.0, plan.measure_from - time.monotonic()))
+    cpu_window["from"] = time.process_time()
+    await asyncio.sleep(max(0.0, plan.end - time.monotonic()))
+    cpu_window["to"] = time.process_time()
+
+
+def cpu_report(cpu_window: dict[str, float], cpu_start: float) -> dict[str, float]:
+    return {
+        "cpu_window_seconds": cpu_window.get("to", 0.0) - cpu_window.get("from", 0.0),
+        "cpu_total_seconds": time.process_time() - cpu_start,
+    }
+
+
+async def finish(drivers: list[asyncio.Task], plan: Plan) -> None:
+    """Let the drivers run until the end of the drain, then cancel what is left."""
+    if drivers:
+        await asyncio.wait(drivers, timeout=max(0.1, plan.end + plan.drain_seconds - time.monotonic()))
+    for driver in drivers:
+        driver.cancel()
+
+
+async def close_all(closables) -> None:
+    await asyncio.wait_for(asyncio.gather(*(item.close() for item in closables), return_exceptions=True), timeout=30)
+
+
+def split_connects(specs: list, results: list) -> tuple[list[tuple[Any, Any]], Counter, list[str]]:
+    """The pairs that connected (spec, result), the failures counted by stage, and a few samples."""
+    opened = []
+    connect_errors: Counter = Counter()
+    samples: list[str] = []
+    for spec, result in zip(specs, results, strict=True):
+        if isinstance(result, BaseException):
+            connect_errors[result.stage if isinstance(result, ConnectError) else type(result).__name__] += 1
+            if len(samples) < 3:
+                samples.append(str(result)[:300])
+        else:
+            opened.append((spec, result))
+    return opened, connect_errors, samples
+
+
+def worker_entry(pipe, main, spec_type: type, kind: str, base_url: str, specs: list[dict], options: dict) -> None:
+    """A worker process: ``main(pipe, kind, base_url, specs, options)``, any failure told to the parent."""
     try:
-        asyncio.run(worker_main(pipe, kind, base_url, [PairSpec(**pair) for pair in pairs], options))
+        asyncio.run(main(pipe, kind, base_url, [spec_type(**spec) for spec in specs], options))
     except BaseException as error:  # the parent must hear about it, not wait for its deadline
         pipe.send({"fatal": f"{type(error).__name__}: {error}"[:500]})
         raise
@@ -599,6 +618,124 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[index]
 
 
+def latency_summary(values: list[float]) -> dict[str, float | None]:
+    return {
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else None,
+        "mean": statistics.fmean(values) if values else None,
+    }
+
+
+def totals(reports: list[dict]):
+    """``total(name)``: the sum of a count over the workers' reports."""
+    return lambda name: sum(report.get(name, 0) for report in reports)
+
+
+def merges(reports: list[dict]):
+    """``merged(name)``: a counter of the workers' reports added up."""
+
+    def merged(name: str) -> dict:
+        counter: Counter = Counter()
+        for report in reports:
+            counter.update(report.get(name, {}))
+        return dict(counter)
+
+    return merged
+
+
+def loadgen_cpu(cpu_window: list[float], duration: float) -> dict[str, float | None]:
+    return {
+        "loadgen_cpu_cores": round(sum(cpu_window) / duration, 3),
+        "loadgen_busiest_proc": round(max(cpu_window) / duration, 3) if cpu_window else None,
+    }
+
+
+def run_workers(
+    main,
+    spec_type: type,
+    kind: str,
+    base_url: str,
+    specs: list,
+    options: dict,
+    *,
+    procs: int,
+    warmup: float,
+    duration: float,
+    round_trip_timeout: float,
+    drain_seconds: float,
+    on_window=None,
+) -> tuple[dict[str, Any], list[dict] | None]:
+    """Split ``specs`` over ``procs`` worker processes running ``main`` (see ``worker_entry``),
+    wait until they connected, send them the Plan, and collect their reports.
+
+    Returns the connection figures and the reports; the reports are None when a worker failed or
+    no pair connected (then the figures carry ``fatal`` and every worker was told to abort)."""
+    procs = max(1, min(procs, len(specs)))
+    connect_timeout = options["connect_timeout"]
+    context = multiprocessing.get_context("spawn")
+    workers = []
+    for index in range(procs):
+        share = [spec.__dict__ for spec in specs[index::procs]]
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=worker_entry,
+            args=(child_end, main, spec_type, kind, base_url, share, options),
+            name=f"loadgen-{index}",
+        )
+        process.start()
+        child_end.close()
+        workers.append((process, parent_end))
+    try:
+        started = time.monotonic()
+        ready = [_recv(pipe, connect_timeout + 30) for _, pipe in workers]
+        connect_seconds = time.monotonic() - started
+        fatal = [message["fatal"] for message in ready if "fatal" in message]
+        connected = sum(message.get("connected_pairs", 0) for message in ready)
+        connect_errors: Counter = Counter()
+        samples: list[str] = []
+        for message in ready:
+            connect_errors.update(message.get("connect_errors", {}))
+            samples += message.get("connect_error_samples", [])
+        result: dict[str, Any] = {
+            "connected_pairs": connected,
+            "connect_seconds": round(connect_seconds, 2),
+            "connect_errors": dict(connect_errors),
+            "connect_error_samples": samples[:5],
+            "procs": procs,
+        }
+        if fatal or connected == 0:
+            for process, pipe in workers:
+                if process.is_alive():
+                    with contextlib.suppress(OSError):
+                        pipe.send({"abort": True})
+            result["fatal"] = fatal or ["no pair connected"]
+            for _, pipe in workers:
+                _recv(pipe, 40)
+            return result, None
+        start = time.monotonic() + 0.5
+        plan = Plan(
+            start=start,
+            measure_from=start + warmup,
+            end=start + warmup + duration,
+            drain_seconds=drain_seconds,
+            round_trip_timeout=round_trip_timeout,
+        )
+        for _, pipe in workers:
+            pipe.send(plan.__dict__)
+        if on_window is not None:
+            on_window(plan.measure_from, plan.end)
+        reports = [_recv(pipe, plan.end - time.monotonic() + drain_seconds + 60) for _, pipe in workers]
+    finally:
+        for process, _ in workers:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+    return result, reports
+
+
 def run_point(
     kind: str,
     base_url: str,
@@ -621,83 +758,28 @@ def run_point(
     """
     for url in {base_url, *(pair.a_url for pair in pairs), *(pair.b_url for pair in pairs)} - {""}:
         check_loopback(url)
-    procs = max(1, min(procs, len(pairs)))
-    context = multiprocessing.get_context("spawn")
-    options = {
-        "connect_timeout": connect_timeout,
-        "connect_concurrency": connect_concurrency,
-        "sdp_chars": sdp_chars,
-    }
-    workers = []
-    for index in range(procs):
-        share = [pair.__dict__ for pair in pairs[index::procs]]
-        parent_end, child_end = context.Pipe()
-        process = context.Process(
-            target=_worker_entry, args=(child_end, kind, base_url, share, options), name=f"loadgen-{index}"
-        )
-        process.start()
-        child_end.close()
-        workers.append((process, parent_end))
-    try:
-        started = time.monotonic()
-        ready = [_recv(pipe, connect_timeout + 30) for _, pipe in workers]
-        connect_seconds = time.monotonic() - started
-        fatal = [message["fatal"] for message in ready if "fatal" in message]
-        connected = sum(message.get("connected_pairs", 0) for message in ready)
-        connect_errors: Counter = Counter()
-        samples: list[str] = []
-        for message in ready:
-            connect_errors.update(message.get("connect_errors", {}))
-            samples += message.get("connect_error_samples", [])
-        result: dict[str, Any] = {
-            "pairs": len(pairs),
-            "connected_pairs": connected,
-            "connect_seconds": round(connect_seconds, 2),
-            "connect_errors": dict(connect_errors),
-            "connect_error_samples": samples[:5],
-            "procs": procs,
-        }
-        if fatal or connected == 0:
-            for process, pipe in workers:
-                if process.is_alive():
-                    pipe.send({"abort": True})
-            result["fatal"] = fatal or ["no pair connected"]
-            for _, pipe in workers:
-                _recv(pipe, 40)
-            return result
-        start = time.monotonic() + 0.5
-        plan = Plan(
-            start=start,
-            measure_from=start + warmup,
-            end=start + warmup + duration,
-            drain_seconds=drain_seconds,
-            round_trip_timeout=round_trip_timeout,
-        )
-        for _, pipe in workers:
-            pipe.send(plan.__dict__)
-        if on_window is not None:
-            on_window(plan.measure_from, plan.end)
-        reports = [_recv(pipe, plan.end - time.monotonic() + drain_seconds + 60) for _, pipe in workers]
-    finally:
-        for process, _ in workers:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
+    result, reports = run_workers(
+        worker_main,
+        PairSpec,
+        kind,
+        base_url,
+        pairs,
+        {"connect_timeout": connect_timeout, "connect_concurrency": connect_concurrency, "sdp_chars": sdp_chars},
+        procs=procs,
+        warmup=warmup,
+        duration=duration,
+        round_trip_timeout=round_trip_timeout,
+        drain_seconds=drain_seconds,
+        on_window=on_window,
+    )
+    result = {"pairs": len(pairs), **result}
+    if reports is None:
+        return result
     fatal = [report["fatal"] for report in reports if "fatal" in report]
     round_trips = [value for report in reports for value in report.get("round_trips_ms", [])]
     received = sum(report.get("received_in_window", 0) for report in reports)
     first_round_trips = [value for report in reports for value in report.get("first_round_trips_ms", [])]
-
-    def total(name: str) -> int:
-        return sum(report.get(name, 0) for report in reports)
-
-    def merged(name: str) -> dict:
-        counter: Counter = Counter()
-        for report in reports:
-            counter.update(report.get(name, {}))
-        return dict(counter)
-
+    total, merged = totals(reports), merges(reports)
     cpu_window = [report.get("cpu_window_seconds", 0.0) for report in reports]
     result.update(
         {
@@ -705,13 +787,7 @@ def run_point(
             "messages": received,
             "messages_per_second": received / duration,
             "round_trips": len(round_trips),
-            "rtt_ms": {
-                "p50": percentile(round_trips, 0.50),
-                "p95": percentile(round_trips, 0.95),
-                "p99": percentile(round_trips, 0.99),
-                "max": max(round_trips) if round_trips else None,
-                "mean": statistics.fmean(round_trips) if round_trips else None,
-            },
+            "rtt_ms": latency_summary(round_trips),
             "first_rtt_ms": {
                 "p50": percentile(first_round_trips, 0.50),
                 "p99": percentile(first_round_trips, 0.99),
@@ -725,8 +801,7 @@ def run_point(
             "closed_by_server_during_run": total("closed_by_server_during_run"),
             "closed_by_server": merged("closed_by_server"),
             "loadgen_cpu_seconds": round(sum(cpu_window), 3),
-            "loadgen_cpu_cores": round(sum(cpu_window) / duration, 3),
-            "loadgen_busiest_proc": round(max(cpu_window) / duration, 3) if cpu_window else None,
+            **loadgen_cpu(cpu_window, duration),
             "loadgen_cpu_total_seconds": round(total("cpu_total_seconds"), 3),
         }
     )

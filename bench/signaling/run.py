@@ -318,12 +318,7 @@ def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
         )
         if sampler is not None:
             sampler.join(timeout=5)
-            values = sampler.values
-            if "server_to" in values:
-                point["server_cpu_cores"] = (values["server_to"] - values["server_from"]) / arguments.duration
-                point["machine_busy_cores"] = (values["machine_to"] - values["machine_from"]) / arguments.duration
-            if "redis_to" in values:
-                point["redis_cpu_cores"] = (values["redis_to"] - values["redis_from"]) / arguments.duration
+            point.update(window_cores(sampler.values, arguments.duration))
         memory = [tree_memory_mb(pid) for pid in pids]
         point["server_peak_rss_mb"] = sum(peak for peak, _ in memory)
         point["server_rss_mb"] = sum(current for _, current in memory)
@@ -352,22 +347,82 @@ def _ratio(value: float | None, reference: float | None) -> str:
     return f"{value / reference:.2f}"
 
 
-def problems(point: dict[str, Any]) -> str:
+def problem_parts(
+    point: dict[str, Any], *, count_key: str, fatal_chars: int, timeouts: str, flagged: tuple[tuple[str, str], ...]
+) -> list[str]:
+    """What went wrong in a point: failures, pairs not connected (of ``point[count_key]``), closures,
+    ``timeouts`` (formatted with the point), error frames, then each ``(key, text)`` of ``flagged``
+    whose value is set (``text`` formatted with it)."""
     parts = []
     if point.get("fatal"):
-        parts.append("FAILED: " + "; ".join(point["fatal"])[:120])
-    missing = point.get("pairs", 0) - point.get("connected_pairs", point.get("pairs", 0))
+        parts.append("FAILED: " + "; ".join(map(str, point["fatal"]))[:fatal_chars])
+    missing = point.get(count_key, 0) - point.get("connected_pairs", point.get(count_key, 0))
     if missing:
         parts.append(f"{missing} pairs not connected {point.get('connect_errors')}")
     if point.get("closed_by_server_during_run"):
         parts.append(f"closed {point.get('closed_by_server')}")
     if point.get("timeouts"):
-        parts.append(f"{point['timeouts']} round trips timed out ({point.get('timeouts_in_window', 0)} in the window)")
-    if point.get("error_frames"):
-        parts.append(f"errors {point['error_frames']}")
-    if point.get("invalid_payloads"):
-        parts.append(f"{point['invalid_payloads']} bad payloads")
+        parts.append(timeouts.format(timeouts=point["timeouts"], in_window=point.get("timeouts_in_window", 0)))
+    for key, text in (("error_frames", "errors {}"), *flagged):
+        if point.get(key):
+            parts.append(text.format(point[key]))
+    return parts
+
+
+def problems(point: dict[str, Any]) -> str:
+    parts = problem_parts(
+        point,
+        count_key="pairs",
+        fatal_chars=120,
+        timeouts="{timeouts} round trips timed out ({in_window} in the window)",
+        flagged=(("invalid_payloads", "{} bad payloads"),),
+    )
     return ", ".join(parts) or "none"
+
+
+def window_cores(values: dict[str, Any], duration: float) -> dict[str, float]:
+    """The server's, the machine's and Redis's CPU over the window a WindowSampler sampled."""
+    cores = {}
+    if "server_to" in values:
+        cores["server_cpu_cores"] = (values["server_to"] - values["server_from"]) / duration
+        cores["machine_busy_cores"] = (values["machine_to"] - values["machine_from"]) / duration
+    if "redis_to" in values:
+        cores["redis_cpu_cores"] = (values["redis_to"] - values["redis_from"]) / duration
+    return cores
+
+
+def markdown_table(header: str, rows: list[list[str]]) -> str:
+    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def write_report(
+    out: Path,
+    name: str,
+    started_at: datetime,
+    started: float,
+    settings: dict[str, Any],
+    points: list[dict[str, Any]],
+    **extra: Any,
+) -> Path:
+    """The run's report (``extra`` between the settings and the points) as
+    ``<name>-<stamp>-<random>.json`` and ``<name>-latest.json`` in ``out``; returns the latter."""
+    report = {
+        "started_at": started_at.isoformat(),
+        "seconds": round(time.monotonic() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+        "settings": settings,
+        **extra,
+        "points": points,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    text = json.dumps(report, indent=2)
+    (out / f"{name}-{stamp}-{uuid.uuid4().hex[:4]}.json").write_text(text)
+    latest = out / f"{name}-latest.json"
+    latest.write_text(text)
+    return latest
 
 
 def table(points: list[dict[str, Any]]) -> str:
@@ -376,38 +431,34 @@ def table(points: list[dict[str, Any]]) -> str:
         "| loadgen CPU (cores, busiest proc) | Redis CPU (cores) | machine busy (cores) | msg/s vs raw | msg/s vs socket.io "
         "| p99 vs socket.io | first round trip p50 / max ms | errors, closures |"
     )
-    lines = [header, "|" + " --- |" * (header.count("|") - 1)]
+    rows = []
     by_key = {(point["target"], point["pairs"]): point for point in points}
     for point in points:
         raw = by_key.get(("raw", point["pairs"]), {})
         sio = by_key.get(("socketio", point["pairs"]), {})
         rtt = point.get("rtt_ms") or {}
         first = point.get("first_rtt_ms") or {}
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    point["target"],
-                    str(point["pairs"]),
-                    _fmt(point.get("messages_per_second")),
-                    _fmt(rtt.get("p50"), 1),
-                    _fmt(rtt.get("p95"), 1),
-                    _fmt(rtt.get("p99"), 1),
-                    _fmt(point.get("server_cpu_cores"), 2),
-                    _fmt(point.get("server_peak_rss_mb"), 0),
-                    f"{_fmt(point.get('loadgen_cpu_cores'), 2)} ({_fmt(point.get('loadgen_busiest_proc'), 2)})",
-                    _fmt(point.get("redis_cpu_cores"), 2),
-                    _fmt(point.get("machine_busy_cores"), 2),
-                    _ratio(point.get("messages_per_second"), raw.get("messages_per_second")),
-                    _ratio(point.get("messages_per_second"), sio.get("messages_per_second")),
-                    _ratio(rtt.get("p99"), (sio.get("rtt_ms") or {}).get("p99")),
-                    f"{_fmt(first.get('p50'), 0)} / {_fmt(first.get('max'), 0)}",
-                    problems(point),
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                point["target"],
+                str(point["pairs"]),
+                _fmt(point.get("messages_per_second")),
+                _fmt(rtt.get("p50"), 1),
+                _fmt(rtt.get("p95"), 1),
+                _fmt(rtt.get("p99"), 1),
+                _fmt(point.get("server_cpu_cores"), 2),
+                _fmt(point.get("server_peak_rss_mb"), 0),
+                f"{_fmt(point.get('loadgen_cpu_cores'), 2)} ({_fmt(point.get('loadgen_busiest_proc'), 2)})",
+                _fmt(point.get("redis_cpu_cores"), 2),
+                _fmt(point.get("machine_busy_cores"), 2),
+                _ratio(point.get("messages_per_second"), raw.get("messages_per_second")),
+                _ratio(point.get("messages_per_second"), sio.get("messages_per_second")),
+                _ratio(rtt.get("p99"), (sio.get("rtt_ms") or {}).get("p99")),
+                f"{_fmt(first.get('p50'), 0)} / {_fmt(first.get('max'), 0)}",
+                problems(point),
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, rows)
 
 
 # --- Entry point ----------------------------------------------------------------------------
@@ -514,32 +565,21 @@ def main(argv: list[str] | None = None) -> int:
             points.append(point)
     finally:
         run.cleanup()
-    report = {
-        "started_at": started_at.isoformat(),
-        "seconds": round(time.monotonic() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
-        "settings": {
-            "pairs": arguments.pair_counts,
-            "duration": arguments.duration,
-            "warmup": arguments.warmup if arguments.warmup is not None else "2 + P/250",
-            "procs": arguments.procs,
-            "server_procs": arguments.server_procs,
-            "layers": arguments.layer_list,
-            "database": "sqlite" if not arguments.database_url else urlsplit(arguments.database_url).scheme,
-            "payload_chars": 900,
-        },
-        "points": points,
+    settings = {
+        "pairs": arguments.pair_counts,
+        "duration": arguments.duration,
+        "warmup": arguments.warmup if arguments.warmup is not None else "2 + P/250",
+        "procs": arguments.procs,
+        "server_procs": arguments.server_procs,
+        "layers": arguments.layer_list,
+        "database": "sqlite" if not arguments.database_url else urlsplit(arguments.database_url).scheme,
+        "payload_chars": 900,
     }
-    out = Path(arguments.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
-    text = json.dumps(report, indent=2)
-    (out / f"signaling-{stamp}-{uuid.uuid4().hex[:4]}.json").write_text(text)
-    (out / "signaling-latest.json").write_text(text)
+    latest = write_report(Path(arguments.out), "signaling", started_at, started, settings, points)
     print()
     print(table(points))
     print()
-    print(f"JSON: {out / 'signaling-latest.json'}; server logs: {run.log_dir}")
+    print(f"JSON: {latest}; server logs: {run.log_dir}")
     return 1 if any(point.get("fatal") for point in points) else 0
 
 
