@@ -1,4 +1,7 @@
-"""User manager: emails are normalised to lower case so lookups and uniqueness ignore case."""
+"""User manager: emails are normalised to lower case so lookups and uniqueness ignore case.
+
+An account may have no email (phone-only); ``normalize_email`` then gives "" and the model
+stores NULL."""
 
 from django.contrib.auth.base_user import BaseUserManager
 
@@ -10,15 +13,15 @@ class UserManager(BaseUserManager):
     def normalize_email(cls, email: str | None) -> str:
         return (email or "").strip().lower()
 
-    def _create_user(self, email: str, password: str | None, **extra_fields):
-        if not email:
-            raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email), **extra_fields)
+    def _create_user(self, email: str | None, password: str | None, **extra_fields):
+        if not email and not extra_fields.get("phone_number"):
+            raise ValueError("An email address or a phone number is required.")
+        user = self.model(email=self.normalize_email(email) or None, **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_user(self, email: str, password: str | None = None, **extra_fields):
+    def create_user(self, email: str | None = None, password: str | None = None, **extra_fields):
         extra_fields.setdefault("is_staff", False)
         extra_fields.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra_fields)

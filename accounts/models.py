@@ -1,6 +1,8 @@
 """Users and their role-specific profiles.
 
-Email is the login; a verified phone number is a second way in. ``token_generation`` is part
+An account has an email, a phone number, or both. Either one signs in: the email, or the phone
+number once verified; and signing in needs one of them verified (accounts.services.user_login,
+``LOGIN_REQUIRES_VERIFIED_CONTACT``). ``token_generation`` is part
 of every token we issue: raising it revokes all of a user's access and refresh tokens at once
 (logout everywhere, password change, suspension).
 """
@@ -24,7 +26,9 @@ class Role(models.TextChoices):
 
 class User(AbstractBaseUser, PermissionsMixin):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    email = models.EmailField("email address", max_length=254, unique=True)
+    # Optional (a phone-only account has none): NULL when absent, so uniqueness holds only
+    # between addresses that exist. Stored lower-cased (save), so it ignores case.
+    email = models.EmailField("email address", max_length=254, unique=True, null=True, blank=True)
     first_name = models.CharField(max_length=150)
     last_name = models.CharField(max_length=150)
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.PATIENT)
@@ -36,6 +40,19 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_staff = models.BooleanField(default=False, help_text="Can sign in to the admin site.")
     token_generation = models.PositiveIntegerField(default=0, editable=False)
+    # Profile. ``display_name`` blank means "my full name" (see ``shown_name``).
+    display_name = models.CharField(max_length=150, blank=True, default="")
+    # Storage name of the re-encoded avatar in STORAGES["avatars"] (accounts/avatars.py), or blank.
+    avatar = models.CharField(max_length=255, blank=True, default="", editable=False)
+    # A code from settings.LANGUAGES, or blank for none chosen (checked by the API, not a DB choice,
+    # so the list can change without a migration).
+    preferred_language = models.CharField(max_length=16, blank=True, default="")
+    # What a call join uses unless the join request says otherwise.
+    default_video_enabled = models.BooleanField(default=True)
+    default_audio_enabled = models.BooleanField(default=True)
+    auto_join_audio = models.BooleanField(
+        default=True, help_text="Connect the call's audio on joining, without asking first."
+    )
     date_joined = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,16 +75,27 @@ class User(AbstractBaseUser, PermissionsMixin):
         indexes = [models.Index(fields=["role", "is_active"])]
 
     def __str__(self) -> str:
-        return self.full_name or self.email
+        return self.full_name or self.email or self.phone_number
 
     def save(self, *args, **kwargs) -> None:
-        # Stored lower-cased, so uniqueness and sign-in ignore case on every database.
-        self.email = type(self).objects.normalize_email(self.email)
+        # Stored lower-cased, so uniqueness and sign-in ignore case on every database; no
+        # address is NULL, never "", so any number of accounts may have none.
+        self.email = type(self).objects.normalize_email(self.email) or None
         super().save(*args, **kwargs)
 
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def shown_name(self) -> str:
+        """The name others see: the chosen display name, else the full name."""
+        return self.display_name.strip() or self.full_name
+
+    @property
+    def has_verified_contact(self) -> bool:
+        """Whether an email or a phone number of this account has been proven to be theirs."""
+        return bool((self.email and self.email_verified) or (self.phone_number and self.phone_verified))
 
     @property
     def is_patient(self) -> bool:
