@@ -6,6 +6,7 @@ import uuid
 import pytest
 import time_machine
 
+from sessions.join_window import join_window_bounds
 from sessions.models import SessionStatus
 from tests.assertions import assert_error
 from tests.conftest import client_for
@@ -20,6 +21,7 @@ from video_calls.models import (
     EndReason,
     ParticipantStatus,
 )
+from video_calls.services.credentials import turn_credential
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +70,43 @@ def test_initiate_rings_the_callee_and_tells_both(
     assert initiated["data"]["caller"] == {"id": str(doctor.pk), "role": "doctor"}
     assert event_types(recorder.for_user(doctor)) == ["call.initiated"]
     assert list(CallEvent.objects.filter(call_id=body["id"]).values_list("type", flat=True)) == ["initiated"]
+
+
+def test_initiate_answers_the_callers_ice_servers(care, doctor, doctor_client, patient, settings):
+    # Given
+    settings.CALL_TURN_URLS = ["turn:turn.example.test:3478"]
+    settings.CALL_TURN_SECRET = "secret"
+    settings.CALL_TURN_TTL_SECONDS = 600
+
+    # When
+    response = doctor_client.post("/api/v1/calls/initiate/", {"callee_id": str(patient.pk)})
+
+    # Then
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "ringing"
+    stun, turn = body["ice_servers"]
+    assert stun == {"urls": list(settings.CALL_STUN_URLS)}
+    expires = int(NOW.timestamp()) + 600
+    assert turn["username"] == f"{expires}:{doctor.pk}"  # the caller's, not the callee's
+    assert turn["credential"] == turn_credential(username=turn["username"], secret="secret")
+    assert body["ice_expires_at"] == "2026-03-02T09:10:00Z"
+
+
+def test_initiate_for_a_session_caps_the_callers_ice_at_the_window_close(doctor, patient, doctor_client, settings):
+    # Given: the session's window closes before the TURN lifetime is over
+    session = open_session(doctor, patient)
+    settings.CALL_TURN_TTL_SECONDS = 60 * 60 * 24
+    closes_at = join_window_bounds(session)[1]
+
+    # When
+    response = doctor_client.post(
+        "/api/v1/calls/initiate/", {"callee_id": str(patient.pk), "session_id": str(session.pk)}
+    )
+
+    # Then
+    assert response.status_code == 201, response.content
+    assert response.json()["ice_expires_at"] == closes_at.isoformat().replace("+00:00", "Z")
 
 
 def test_accept_connects_both_and_returns_credentials(ringing, patient, patient_client, doctor, settings):

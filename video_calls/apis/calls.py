@@ -37,6 +37,7 @@ from video_calls.serializers import (
     join_payload,
     waiting_status_payload,
 )
+from video_calls.serializers_adhoc import CallPlacedSerializer, placed_call_payload
 from video_calls.services import adhoc, guests, media, rooms, waiting_room
 from video_calls.services.access import JoinResult
 from video_calls.services.credentials import ice_configuration
@@ -81,17 +82,20 @@ class SessionRoomApi(APIView):
 
 
 class CallInitiateApi(APIView):
-    @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallSerializer, 409: CONFLICT})
+    @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallPlacedSerializer, 409: CONFLICT})
     def post(self, request: Request) -> Response:
-        """Ring someone (ad-hoc call). It rings for CALL_RING_TIMEOUT_SECONDS, then is missed."""
-        call = adhoc.call_initiate(caller=request.user, **validated(CallInitiateSerializer, request.data))
-        return Response(_call_body(call), status=status.HTTP_201_CREATED)
+        """Ring someone (ad-hoc call). It rings for CALL_RING_TIMEOUT_SECONDS, then is missed. The
+        answer carries the caller's ICE servers (``ice_servers``, ``ice_expires_at``)."""
+        placed = adhoc.call_place(caller=request.user, **validated(CallInitiateSerializer, request.data))
+        body = placed_call_payload(placed, call_with_participants(call_id=placed.call.pk))
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class GroupConsultationCreateApi(APIView):
     @extend_schema(tags=TAGS, request=GroupConsultationCreateSerializer, responses={201: CallSerializer, 409: CONFLICT})
     def post(self, request: Request) -> Response:
-        """Staff only: a group consultation with several invitees; the creator hosts it."""
+        """Doctors and staff: a group consultation with several invitees (people the creator may
+        reach); the creator hosts it."""
         data = validated(GroupConsultationCreateSerializer, request.data)
         call = guests.group_consultation_create(user=request.user, **data)
         return Response(_call_body(call), status=status.HTTP_201_CREATED)
@@ -134,7 +138,8 @@ class CallJoinApi(APIView):
     )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Join a room: 200 with media credentials, or 202 while waiting to be admitted (no
-        credentials). Joining after an invitation is how an invitee accepts it."""
+        credentials). Joining after an invitation is how an invitee accepts it. The display name
+        and media state default to the user's own; a recorded call needs ``recording_consent``."""
         data = validated(CallJoinSerializer, request.data)
         return _join_response(rooms.call_join(call=_call_for(request, call_id), user=request.user, **data))
 
@@ -149,14 +154,16 @@ class CallLeaveApi(APIView):
 class CallEndApi(APIView):
     @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
     def post(self, request: Request, call_id: UUID) -> Response:
-        """End the call for everyone (the host or staff; either side of an ad-hoc call)."""
+        """End the call for everyone (the host or staff; either side of an ad-hoc call, or staff)."""
         return Response(_call_body(rooms.call_end(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallSettingsApi(APIView):
     @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer, 409: CONFLICT})
     def patch(self, request: Request, call_id: UUID) -> Response:
-        """Host-only: change the room's settings."""
+        """Host (or staff): change the room's details (title, description, planned times) and
+        settings; once the call started, the start, ``auto_recording`` and turning recording on
+        are refused (409)."""
         data = validated(RoomSettingsSerializer, request.data)
         return Response(
             _call_body(rooms.call_settings_update(call=_call_for(request, call_id), user=request.user, **data))

@@ -8,6 +8,7 @@ among themselves, and staff anyone. Anybody else is "not found". A call linked t
 a session the caller may see (``sessions.selectors.session_list_for_user``).
 """
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import transaction
@@ -38,6 +39,7 @@ from video_calls.services.common import (
     require_participant,
     user_ref,
 )
+from video_calls.services.credentials import IceConfiguration, call_ice_configuration
 from video_calls.services.lifecycle import call_finish
 from video_calls.services.state import (
     InvalidCallState,
@@ -151,6 +153,24 @@ def call_initiate(
         {**call_ref(call), "caller": user_ref(caller), "callee": user_ref(callee), "created_at": now.isoformat()},
     )
     return call
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """What the caller gets back: the ringing call and their own ICE servers, so their client
+    gathers candidates while it rings, as the callee's accept gets theirs."""
+
+    call: Call
+    ice: IceConfiguration
+
+
+def call_place(
+    *, caller: User, callee_id: UUID, media: str = CallMedia.VIDEO, session_id: UUID | None = None
+) -> PlacedCall:
+    """``call_initiate`` with the caller's ICE servers (``POST calls/initiate/`` and the socket's
+    ``call.initiate``). Their expiry is capped by the session's window like every credential."""
+    call = call_initiate(caller=caller, callee_id=callee_id, media=media, session_id=session_id)
+    return PlacedCall(call=call, ice=call_ice_configuration(call=call, user_id=caller.pk))
 
 
 def _callee_participant(*, call: Call, user: User) -> CallParticipant:

@@ -121,6 +121,13 @@ def credentials_not_after(call: Call) -> datetime | None:
     return join_window_bounds(call.session)[1]
 
 
+def call_ice_configuration(*, call: Call, user_id: Any, now: datetime | None = None) -> IceConfiguration:
+    """The ICE servers of one participant of ``call``, expiring no later than its session's window
+    close. Given to a caller while the call rings (no media yet: no Agora token), so their client
+    gathers candidates before the callee answers."""
+    return ice_configuration(user_id=user_id, now=now, not_after=credentials_not_after(call))
+
+
 def media_credentials(*, call: Call, user_id: Any, now: datetime | None = None) -> MediaCredentials:
     """Everything a participant needs to reach the media of ``call``. Only services that have
     checked the participant may enter the media (joined) call this."""
