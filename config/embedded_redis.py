@@ -35,9 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from channels_redis.core import RedisChannelLayer
-
 from config.settings.env import BASE_DIR, env
+from core.channel_layers import FanOutRedisChannelLayer
 
 START_TIMEOUT = 10.0  # seconds for a new server to answer
 STOP_TIMEOUT = 5.0  # seconds for a server to exit after SHUTDOWN, before SIGKILL
@@ -189,7 +188,7 @@ def stop(var_dir: Path | None = None) -> bool:
         return True
 
 
-class EmbeddedRedisChannelLayer(RedisChannelLayer):
+class EmbeddedRedisChannelLayer(FanOutRedisChannelLayer):
     """channels-redis on the embedded server, started on first use in a process."""
 
     def __init__(self, *args, var_dir: str | None = None, **kwargs) -> None:

@@ -373,7 +373,8 @@ def summary(points: list[dict[str, Any]], counts: dict[int, dict]) -> str:
             f"One send (N={conversations}, in process): {send['statements'] - send['transaction_control']} SQL statements "
             f"(target ≤ {TARGET_STATEMENTS}) plus {send['transaction_control']} for the transaction (BEGIN, COMMIT): "
             f"{send['statements']} requests to PostgreSQL; "
-            f"{send['channel_layer_messages']} channel-layer messages ({', '.join(item['group'].split('.')[0] + ' group' for item in send['fan_out'])}); "
+            f"{send['channel_layer_messages']} fan-out(s) "
+            f"({'; '.join(item['event'] + ' to ' + str(len(item['groups'])) + ' groups' for item in send['fan_out'])}); "
             f"sequential send {_fmt(send['sequential_send_ms_p50'], 2)} ms p50, {100 * (send['sequential_sql_share'] or 0):.0f} % of it in SQL"
         )
         for index, sql in enumerate(send["sql"], 1):

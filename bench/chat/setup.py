@@ -12,7 +12,8 @@ two ways:
 
 - the SQL Django executes (``CaptureQueriesContext``), with its text: the statements and the
   transaction's ``BEGIN`` and ``COMMIT``, each one request to PostgreSQL;
-- the channel-layer messages it emits (``core.events``' collected group sends: the fan-out).
+- the fan-outs it emits (``core.events``' collected events, each one ``group_send_many`` to its
+  groups: core/channel_layers.py).
 
 Then ``--time-sends`` more sends are timed one after another (no concurrency), with the share of
 that time spent in SQL as Django measures it.
@@ -62,7 +63,7 @@ def count_send(doctor: User, conversation_id: str, text: str, time_sends: int) -
         collected.clear()
         with CaptureQueriesContext(connection) as queries:
             _send(user=doctor, data=_data(conversation_id, text))
-        fan_out = [{"group": group, "event": message["event"]["type"]} for group, message in collected]
+        fan_out = [{"groups": list(groups), "event": message["event"]["type"]} for groups, message in collected]
         durations, sql_seconds = [], 0.0
         for _ in range(time_sends):
             data = _data(conversation_id, text)

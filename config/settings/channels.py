@@ -37,7 +37,7 @@ def _redis_layer_config(address: str) -> dict:
 
 if _REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}
+        "default": {"BACKEND": "core.channel_layers.FanOutRedisChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}
     }
 else:
     CHANNEL_LAYERS = {

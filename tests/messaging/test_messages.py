@@ -79,6 +79,23 @@ def test_a_send_is_a_fixed_handful_of_statements(direct, call_chat, patient, sta
         message_send(sender=staff, conversation_id=call_chat.pk, body="x", client_message_id="c")
 
 
+def test_a_send_is_one_fan_out_to_its_audience(
+    direct, call_chat, group_call, patient, doctor, staff, django_capture_on_commit_callbacks
+):
+    """One channel-layer operation per send (``group_send_many``), whatever the audience's size."""
+    with mock.patch.object(core_events, "group_send_many", wraps=core_events.group_send_many) as fan_out:
+        with django_capture_on_commit_callbacks(execute=True):
+            message_send(sender=patient, conversation_id=direct.pk, body="x")
+        with django_capture_on_commit_callbacks(execute=True):
+            message_send(sender=staff, conversation_id=call_chat.pk, body="to everyone")
+
+    direct_groups, call_groups = (call.args[1] for call in fan_out.call_args_list)
+    assert fan_out.call_count == 2
+    assert sorted(direct_groups) == sorted([f"user.{patient.pk}", f"user.{doctor.pk}"])
+    members = group_call.participants.values_list("user_id", flat=True)
+    assert sorted(call_groups) == sorted(f"user.{pk}" for pk in {staff.pk, *members})
+
+
 def test_a_send_to_a_calls_chat_writes_the_members_only_when_someone_joined_or_left(
     call_chat, group_call, staff, outsider, patient, django_assert_num_queries
 ):
