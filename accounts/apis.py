@@ -1,14 +1,20 @@
 """Account endpoints: each validates its input, calls one service or selector, and serializes."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import selectors, services
+from accounts import avatars, selectors, services
 from accounts.serializers import (
+    AvatarUploadSerializer,
     DetailSerializer,
     DirectorySearchSerializer,
     DoctorDirectorySerializer,
@@ -19,6 +25,8 @@ from accounts.serializers import (
     PasswordChangeSerializer,
     PasswordResetSerializer,
     PatientDirectorySerializer,
+    PhoneConfirmSerializer,
+    PhoneResendSerializer,
     PhoneSendCodeSerializer,
     PhoneVerifySerializer,
     ProfileUpdateSerializer,
@@ -28,6 +36,7 @@ from accounts.serializers import (
     UserSerializer,
 )
 from accounts.throttles import AUTH_THROTTLES
+from core.exceptions import NotFound
 from core.pagination import PageNumberPagination
 from core.schema import error_response
 from core.validation import validated
@@ -54,21 +63,41 @@ class RegisterApi(_PublicAuthApi):
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        """Register a patient or (unverified) doctor. The answer is the same whether or not the
-        email was already registered; a confirmation link is emailed."""
-        services.user_register(**validated(RegisterSerializer, request.data))
-        return Response(
-            {"detail": "Registration received. Check your email to confirm your address, then sign in."},
-            status=status.HTTP_202_ACCEPTED,
+        """Register a patient or (unverified) doctor with an email, a phone number (E.164) or
+        both. The answer is the same whether or not the email or number was already registered;
+        a confirmation link is emailed, a code texted. ``confirm_password``, when sent, must
+        equal ``password``."""
+        data = validated(RegisterSerializer, request.data)
+        services.user_register(**data)
+        # The answer depends on what was sent, never on what exists.
+        detail = (
+            "Registration received. Check your email to confirm your address, then sign in."
+            if data["email"]
+            else "Registration received. Confirm your phone number with the texted code (auth/phone/confirm/)."
         )
+        return Response({"detail": detail}, status=status.HTTP_202_ACCEPTED)
 
 
 class LoginApi(_PublicAuthApi):
     throttle_name = "login"
 
-    @extend_schema(tags=["auth"], request=LoginSerializer, responses={200: LoginResponseSerializer}, auth=[])
+    @extend_schema(
+        tags=["auth"],
+        request=LoginSerializer,
+        responses={
+            200: LoginResponseSerializer,
+            401: error_response(
+                "INVALID_CREDENTIALS: unknown account, wrong password or suspended (one answer). "
+                "ACCOUNT_NOT_VERIFIED: the password is right but neither the email nor the phone number "
+                "is verified yet (details.unverified lists which can be)."
+            ),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
-        """Sign in with email or verified phone number and password."""
+        """Sign in with email or verified phone number and password. With
+        ``LOGIN_REQUIRES_VERIFIED_CONTACT`` (the default) the account needs a verified email or
+        phone number: otherwise 401 ``ACCOUNT_NOT_VERIFIED``, given only for the right password."""
         data = validated(LoginSerializer, request.data)
         user, tokens = services.user_login(
             email=data.get("email", ""),
@@ -134,7 +163,18 @@ class PasswordResetApi(_PublicAuthApi):
 class EmailVerifyApi(_PublicAuthApi):
     throttle_name = "email-verify"
 
-    @extend_schema(tags=["auth"], request=EmailVerifySerializer, responses={200: DetailSerializer}, auth=[])
+    @extend_schema(
+        tags=["auth"],
+        request=EmailVerifySerializer,
+        responses={
+            200: DetailSerializer,
+            400: error_response(
+                "INVALID_VERIFICATION_TOKEN: the link is forged, expired, already used or for an address "
+                "changed since. (Or VALIDATION_ERROR.)"
+            ),
+        },
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Confirm an email address with the uid and token from the emailed link."""
         services.email_verify(**validated(EmailVerifySerializer, request.data))
@@ -196,6 +236,53 @@ class PhoneVerifyApi(APIView):
         return Response(UserSerializer(user).data)
 
 
+class PhoneResendApi(_PublicAuthApi):
+    throttle_name = "phone-resend"
+
+    @extend_schema(
+        tags=["auth"],
+        request=PhoneResendSerializer,
+        responses={
+            202: DetailSerializer,
+            503: error_response(
+                "SMS_UNAVAILABLE: the number and password match an account and the SMS provider failed. "
+                "(Or SERVICE_UNAVAILABLE.)"
+            ),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        """Text a new code to an account's unverified number, without signing in (a phone-only
+        account cannot before it is verified). The answer is the same whether or not the number
+        and password match an account."""
+        services.phone_code_resend(**validated(PhoneResendSerializer, request.data))
+        return Response(
+            {"detail": "If the number and password match an unconfirmed account, a code is on its way."},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class PhoneConfirmApi(_PublicAuthApi):
+    throttle_name = "phone-confirm"
+
+    @extend_schema(
+        tags=["auth"],
+        request=PhoneConfirmSerializer,
+        responses={
+            200: LoginResponseSerializer,
+            400: error_response("INVALID_VERIFICATION_CODE: wrong, expired or out of tries. (Or VALIDATION_ERROR.)"),
+            401: error_response("INVALID_CREDENTIALS: no account with this unverified number and password."),
+            409: error_response("PHONE_NUMBER_TAKEN: the number is verified on another account."),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        """Confirm an account's phone number with its password and the texted code, and sign in:
+        how a phone-only account finishes registering."""
+        user, tokens = services.phone_confirm(**validated(PhoneConfirmSerializer, request.data))
+        return Response({**tokens, "user": UserSerializer(user).data})
+
+
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -206,10 +293,79 @@ class MeApi(APIView):
 
     @extend_schema(tags=["users"], request=ProfileUpdateSerializer, responses={200: UserSerializer})
     def patch(self, request: Request) -> Response:
-        """Update names and profile details. Role, email, verification flags, specialty and
-        license number cannot be changed here."""
+        """Update names, the display name, the preferred language, the call defaults and the
+        role's profile details. Role, email, verification flags, specialty and license number
+        cannot be changed here; the avatar has its own endpoint (me/avatar/)."""
         user = services.user_update_profile(user=request.user, data=validated(ProfileUpdateSerializer, request.data))
         return Response(UserSerializer(user).data)
+
+
+class MeAvatarApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @classmethod
+    def request_body_limit(cls) -> int:
+        """This route's request body limit (core/asgi.py): the largest image and its framing."""
+        return settings.AVATAR_MAX_BYTES + settings.ATTACHMENT_MULTIPART_OVERHEAD_BYTES
+
+    @extend_schema(
+        tags=["users"],
+        request={"multipart/form-data": AvatarUploadSerializer},
+        responses={
+            200: UserSerializer,
+            400: error_response("INVALID_IMAGE: the bytes do not decode as an image, or it has too many pixels."),
+            413: error_response("PAYLOAD_TOO_LARGE: the image exceeds AVATAR_MAX_BYTES (details.limit)."),
+            415: error_response(
+                "UNSUPPORTED_MEDIA_TYPE: the body is not multipart/form-data, or the file's bytes are not "
+                "JPEG, PNG or WebP (details.allowed), whatever its name or declared type."
+            ),
+        },
+    )
+    def put(self, request: Request) -> Response:
+        """Set the avatar: an image whose type is read from its bytes, re-encoded (at most
+        ``AVATAR_MAX_SIDE_PIXELS`` a side) without its metadata (EXIF, GPS, camera)."""
+        data = validated(AvatarUploadSerializer, request.data)
+        user = avatars.avatar_set(user=request.user, file=data["avatar"])
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(tags=["users"], responses={204: None})
+    def delete(self, request: Request) -> Response:
+        """Remove the avatar (none to remove is not an error)."""
+        avatars.avatar_remove(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _ImageOrJsonErrors(DefaultContentNegotiation):
+    """The avatar answers its image type whatever ``Accept`` says; errors stay JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class UserAvatarApi(APIView):
+    content_negotiation_class = _ImageOrJsonErrors
+
+    @extend_schema(
+        tags=["users"],
+        parameters=[OpenApiParameter("v", str, description="The version in avatar_url; ignored.")],
+        responses={
+            (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description="The re-encoded image.")
+            for content_type in sorted(set(avatars.CONTENT_TYPES.values()))
+        },
+    )
+    def get(self, request: Request, user_id) -> HttpResponse:
+        """A user's avatar, for those who may see the user (themselves, staff, anyone for a
+        listed doctor, a doctor's patients and a patient's doctors); 404 for anyone else and for
+        a user without one."""
+        user = selectors.user_get_visible_to(viewer=request.user, user_id=user_id)
+        if not user.avatar:
+            raise NotFound("This user has no avatar.")
+        response = HttpResponse(avatars.avatar_read(user.avatar), content_type=avatars.avatar_content_type(user.avatar))
+        response["X-Content-Type-Options"] = "nosniff"
+        # Private: a shared cache must not hand it to someone the rule would refuse.
+        response["Cache-Control"] = "private, max-age=86400"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
 
 
 class _DirectoryApi(APIView):

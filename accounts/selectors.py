@@ -55,3 +55,21 @@ def patient_get_for_user(*, user: User, patient_id) -> User:
     if patient is None:
         raise NotFound()
     return patient
+
+
+def user_get_visible_to(*, viewer: User, user_id) -> User:
+    """A user ``viewer`` may see, by the directory and care-relationship rules above, or 404:
+    themselves; anyone, for staff; a verified active doctor (the doctor directory), for anyone;
+    a doctor's patients and a patient's doctors (``sessions.selectors.care_relation_ids``).
+    What they may see of them is the serializer's business (the avatar is one thing)."""
+    if viewer.is_clinic_staff or str(viewer.pk) == str(user_id):
+        user = User.objects.filter(pk=user_id).first()
+    else:
+        user = (
+            User.objects.filter(pk=user_id, is_active=True)
+            .filter(Q(role=Role.DOCTOR, doctor_profile__is_verified=True) | Q(pk__in=care_relation_ids(user=viewer)))
+            .first()
+        )
+    if user is None:
+        raise NotFound()
+    return user

@@ -2,7 +2,10 @@
 
 from datetime import date
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import DoctorProfile, PatientProfile, Role, User
@@ -32,6 +35,49 @@ class PhoneNumberField(serializers.CharField):
         super().__init__(validators=[validate_e164], **kwargs)
 
 
+LANGUAGE_CODES = [code for code, _ in settings.LANGUAGES]
+
+
+class PreferredLanguageField(serializers.ChoiceField):
+    """A code of ``settings.LANGUAGES``; none chosen is ``null`` (stored blank)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("help_text", "A language code of settings.LANGUAGES (e.g. en, de, fr); null for none chosen.")
+        super().__init__(choices=LANGUAGE_CODES, allow_null=True, allow_blank=True, **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        if data is None or data == "":
+            return ""  # none chosen: stored blank
+        return super().run_validation(data)
+
+    def to_representation(self, value):
+        return value or None
+
+
+def avatar_url(user: User) -> str | None:
+    """The API path of a user's avatar, versioned by the stored name (a new upload, a new URL,
+    so a client may cache one for as long as it likes)."""
+    if not user.avatar:
+        return None
+    version = user.avatar.rsplit("/", 1)[-1].split(".", 1)[0]
+    return f"{reverse('user-avatar', kwargs={'user_id': user.pk})}?v={version}"
+
+
+class _ShownProfileMixin(serializers.Serializer):
+    """What every view of a person shows: the name they chose to be shown by, and their avatar."""
+
+    display_name = serializers.CharField(
+        source="shown_name", read_only=True, help_text="The name chosen to be shown by; the full name if none."
+    )
+    avatar_url = serializers.SerializerMethodField(
+        help_text="GET it with the access token (users/<id>/avatar/); null without an avatar."
+    )
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_avatar_url(self, user: User) -> str | None:
+        return avatar_url(user)
+
+
 # --- Output ---------------------------------------------------------------------------------
 
 
@@ -59,9 +105,10 @@ class PatientProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(_ShownProfileMixin, serializers.ModelSerializer):
     """The signed-in user's own account, and what staff see of anyone."""
 
+    preferred_language = PreferredLanguageField(read_only=True)
     doctor_profile = DoctorProfileSerializer(read_only=True, allow_null=True, default=None)
     patient_profile = PatientProfileSerializer(read_only=True, allow_null=True, default=None)
 
@@ -73,11 +120,17 @@ class UserSerializer(serializers.ModelSerializer):
             "first_name",
             "last_name",
             "full_name",
+            "display_name",
+            "avatar_url",
             "role",
             "phone_number",
             "phone_verified",
             "email_verified",
             "is_active",
+            "preferred_language",
+            "default_video_enabled",
+            "default_audio_enabled",
+            "auto_join_audio",
             "date_joined",
             "last_login",
             "doctor_profile",
@@ -109,7 +162,7 @@ class DoctorPublicProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DoctorDirectorySerializer(serializers.ModelSerializer):
+class DoctorDirectorySerializer(_ShownProfileMixin, serializers.ModelSerializer):
     """What any signed-in user may see of a doctor."""
 
     profile = DoctorPublicProfileSerializer(
@@ -118,11 +171,11 @@ class DoctorDirectorySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "first_name", "last_name", "full_name", "profile"]
+        fields = ["id", "first_name", "last_name", "full_name", "display_name", "avatar_url", "profile"]
         read_only_fields = fields
 
 
-class PatientDirectorySerializer(serializers.ModelSerializer):
+class PatientDirectorySerializer(_ShownProfileMixin, serializers.ModelSerializer):
     """What a patient's doctors and staff see of them."""
 
     profile = PatientProfileSerializer(
@@ -131,7 +184,17 @@ class PatientDirectorySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "first_name", "last_name", "full_name", "email", "phone_number", "profile"]
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "full_name",
+            "display_name",
+            "avatar_url",
+            "email",
+            "phone_number",
+            "profile",
+        ]
         read_only_fields = fields
 
 
@@ -154,12 +217,21 @@ class DetailSerializer(serializers.Serializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+    """An email, a phone number, or both; ``confirm_password``, when sent, equal to ``password``."""
+
+    email = serializers.EmailField(
+        max_length=254, required=False, allow_blank=True, allow_null=True, help_text="Email, phone_number, or both."
+    )
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    confirm_password = serializers.CharField(
+        write_only=True, max_length=128, trim_whitespace=False, required=False, help_text="Optional; must match."
+    )
     first_name = serializers.CharField(max_length=150)
     last_name = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=[Role.PATIENT, Role.DOCTOR], default=Role.PATIENT)
-    phone_number = PhoneNumberField(required=False, allow_blank=True)
+    phone_number = PhoneNumberField(
+        required=False, allow_blank=True, help_text="E.164; texted a code. Signs in once verified."
+    )
     time_zone = TimeZoneField(default="UTC")
     date_of_birth = DateOfBirthField(required=False, allow_null=True, help_text="Patients only.")
     specialty = serializers.CharField(max_length=120, required=False, help_text="Doctors: required.")
@@ -169,6 +241,14 @@ class RegisterSerializer(serializers.Serializer):
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
 
     def validate(self, attrs: dict) -> dict:
+        attrs["email"] = attrs.get("email") or ""
+        if not attrs["email"] and not attrs.get("phone_number"):
+            raise serializers.ValidationError("Give an email address, a phone number, or both.", code="email_or_phone")
+        confirm = attrs.pop("confirm_password", None)
+        if confirm is not None and confirm != attrs["password"]:
+            raise serializers.ValidationError(
+                {"confirm_password": [serializers.ErrorDetail("The passwords do not match.", code="password_mismatch")]}
+            )
         if attrs.get("role") == Role.DOCTOR:
             missing = {
                 name: [serializers.ErrorDetail("This field is required for doctors.", code="required")]
@@ -223,6 +303,21 @@ class PhoneVerifySerializer(serializers.Serializer):
     code = serializers.RegexField(r"^\d{6}$", error_messages={"invalid": "Enter the 6-digit code."})
 
 
+class PhoneResendSerializer(serializers.Serializer):
+    phone_number = PhoneNumberField(help_text="The account's unverified number, in E.164 form.")
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class PhoneConfirmSerializer(PhoneResendSerializer):
+    code = serializers.RegexField(r"^\d{6}$", error_messages={"invalid": "Enter the 6-digit code."})
+
+
+class AvatarUploadSerializer(serializers.Serializer):
+    avatar = serializers.FileField(
+        help_text="A JPEG, PNG or WebP image up to AVATAR_MAX_BYTES; stored re-encoded, without metadata."
+    )
+
+
 class PatientProfileUpdateSerializer(serializers.Serializer):
     date_of_birth = DateOfBirthField(required=False, allow_null=True)
     time_zone = TimeZoneField(required=False)
@@ -241,6 +336,13 @@ class ProfileUpdateSerializer(serializers.Serializer):
 
     first_name = serializers.CharField(max_length=150, required=False)
     last_name = serializers.CharField(max_length=150, required=False)
+    display_name = serializers.CharField(
+        max_length=150, required=False, allow_blank=True, help_text="Blank: shown by the full name."
+    )
+    preferred_language = PreferredLanguageField(required=False)
+    default_video_enabled = serializers.BooleanField(required=False, help_text="Camera on when joining a call.")
+    default_audio_enabled = serializers.BooleanField(required=False, help_text="Microphone on when joining a call.")
+    auto_join_audio = serializers.BooleanField(required=False, help_text="Connect the call's audio on joining.")
     patient_profile = PatientProfileUpdateSerializer(required=False)
     doctor_profile = DoctorProfileUpdateSerializer(required=False)
 

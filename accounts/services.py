@@ -31,6 +31,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import tasks
+from accounts.backends import password_match
 from accounts.email_tokens import email_verification_token_generator
 from accounts.models import DoctorProfile, PatientProfile, PhoneVerification, Role, User
 from accounts.sms import SmsDeliveryFailed, send_sms
@@ -47,10 +48,28 @@ class InvalidCredentials(ApplicationError):
     default_message = "The email, phone number or password is incorrect."
 
 
+class AccountNotVerified(ApplicationError):
+    """Only ever after a correct password: a wrong one is ``InvalidCredentials`` whatever the
+    account's state, so this reveals nothing to someone who does not know the password."""
+
+    code = "ACCOUNT_NOT_VERIFIED"
+    status = 401
+    default_message = "Confirm your email address or phone number before signing in."
+
+
 class TokenInvalid(ApplicationError):
     code = "TOKEN_INVALID"
     status = 401
     default_message = "The token is invalid, expired or already used."
+
+
+class InvalidVerificationToken(ApplicationError):
+    """A bad email-verification link: the counterpart of the SMS code's error, 400 like it, and
+    not ``TOKEN_INVALID``, which a client reads as "my access or refresh token is dead"."""
+
+    code = "INVALID_VERIFICATION_TOKEN"
+    status = 400
+    default_message = "The verification link is invalid, expired or already used."
 
 
 class InvalidVerificationCode(ApplicationError):
@@ -105,12 +124,12 @@ def _check_password(password: str, *, user: User, field: str = "password") -> No
 @transaction.atomic
 def user_register(
     *,
-    email: str,
     password: str,
     first_name: str,
     last_name: str,
-    role: str = Role.PATIENT,
+    email: str = "",
     phone_number: str = "",
+    role: str = Role.PATIENT,
     time_zone: str = "UTC",
     date_of_birth: date | None = None,
     specialty: str = "",
@@ -119,26 +138,35 @@ def user_register(
     consultation_fee: Decimal = Decimal("0"),
     currency: str = "USD",
 ) -> User | None:
-    """Create a patient, or an unverified doctor. Staff accounts are made in the admin.
+    """Create a patient, or an unverified doctor, with an email, a phone number or both. Staff
+    accounts are made in the admin.
 
     An already registered email gets no error (that would tell anyone who is a patient here):
-    its owner is emailed instead, and ``None`` is returned.
+    its owner is emailed instead, and ``None`` is returned. So does a phone-only registration
+    with a number already verified on an account (nobody is texted: that costs, and the number's
+    owner did not ask).
     """
     if role not in (Role.PATIENT, Role.DOCTOR):
         raise InvalidInput(details={"role": [{"message": "Choose patient or doctor.", "code": "invalid_choice"}]})
     email = User.objects.normalize_email(email)
-    candidate = User(email=email, first_name=first_name, last_name=last_name)
+    if not email and not phone_number:
+        raise InvalidInput(
+            details={"non_field_errors": [{"message": EMAIL_OR_PHONE_REQUIRED, "code": "email_or_phone"}]}
+        )
+    candidate = User(email=email or None, first_name=first_name, last_name=last_name)
     _check_password(password, user=candidate)
     # Hash before looking the address up, so a known email answers as slowly as a new one.
     password_hash = make_password(password)
 
-    existing = User.objects.filter(email=email).first()
+    existing = User.objects.filter(email=email).first() if email else None
     if existing is not None:
         _email_on_commit(tasks.send_account_exists_email, str(existing.pk))
         return None
+    if not email and User.objects.filter(phone_number=phone_number, phone_verified=True).exists():
+        return None
 
     user = User(
-        email=email,
+        email=email or None,
         first_name=first_name,
         last_name=last_name,
         role=role,
@@ -169,7 +197,8 @@ def user_register(
             ) from None
         return None
 
-    _email_on_commit(tasks.send_email_verification, str(user.pk))
+    if user.email:
+        _email_on_commit(tasks.send_email_verification, str(user.pk))
     if user.phone_number:
         # If the code cannot be texted, the account stands, with the number on it unverified;
         # the user asks for a code through auth/phone/send-code/. A 503 here would answer a new
@@ -184,16 +213,33 @@ def user_register(
 
 @transaction.atomic
 def user_login(*, password: str, email: str = "", phone_number: str = "", request=None) -> tuple[User, dict]:
-    """Check credentials and issue a token pair. Every failure looks the same to the client."""
+    """Check credentials and issue a token pair.
+
+    Every failure of the credentials looks the same to the client (``INVALID_CREDENTIALS``):
+    unknown account, wrong password, suspended account, whatever the account's verification.
+    Only then, with ``LOGIN_REQUIRES_VERIFIED_CONTACT``, an account with neither its email nor
+    its phone number verified is refused ``ACCOUNT_NOT_VERIFIED``; ``details.unverified`` lists
+    what it can verify (``email``: the emailed link; ``phone_number``: auth/phone/confirm/).
+    """
     if email:
         user = authenticate(request, email=email, password=password)
     else:
         user = authenticate(request, phone_number=phone_number, password=password)
     if user is None:
         raise InvalidCredentials()
+    if settings.LOGIN_REQUIRES_VERIFIED_CONTACT and not user.has_verified_contact:
+        raise AccountNotVerified(details={"unverified": _unverified_contacts(user)})
+    return user, _signed_in(user)
+
+
+def _unverified_contacts(user: User) -> list[str]:
+    return [name for name, value in (("email", user.email), ("phone_number", user.phone_number)) if value]
+
+
+def _signed_in(user: User) -> dict:
     user.last_login = timezone.now()
     User.objects.filter(pk=user.pk).update(last_login=user.last_login)
-    return user, token_pair_for(user)
+    return token_pair_for(user)
 
 
 @transaction.atomic
@@ -255,7 +301,8 @@ def password_change(*, user: User, current_password: str, new_password: str) -> 
 @transaction.atomic
 def password_reset_request(*, email: str) -> None:
     """Email a reset link if the address belongs to an active user. Silent either way."""
-    user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True).first()
+    email = User.objects.normalize_email(email)
+    user = User.objects.filter(email=email, is_active=True).first() if email else None
     if user is not None:
         _email_on_commit(tasks.send_password_reset_email, str(user.pk))
 
@@ -290,7 +337,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> None:
 def email_verify(*, uid: str, token: str) -> User:
     user = _user_from_uid(uid)
     if user is None or not email_verification_token_generator.check_token(user, token):
-        raise TokenInvalid("The verification link is invalid, expired or already used.")
+        raise InvalidVerificationToken()
     User.objects.filter(pk=user.pk).update(email_verified=True, updated_at=timezone.now())
     user.email_verified = True
     return user
@@ -299,7 +346,8 @@ def email_verify(*, uid: str, token: str) -> User:
 @transaction.atomic
 def email_verification_resend(*, email: str) -> None:
     """Send a new verification link to an unverified account. Silent either way."""
-    user = User.objects.filter(email=User.objects.normalize_email(email), is_active=True, email_verified=False).first()
+    email = User.objects.normalize_email(email)
+    user = User.objects.filter(email=email, is_active=True, email_verified=False).first() if email else None
     if user is not None:
         _email_on_commit(tasks.send_email_verification, str(user.pk))
 
@@ -386,9 +434,51 @@ def phone_verify(*, user: User, code: str) -> User:
     return user
 
 
+def _account_with_unverified_phone(*, phone_number: str, password: str) -> User | None:
+    """The active account whose unverified number is ``phone_number`` and whose password is
+    ``password`` (unverified numbers are not unique), or None, in about the same time."""
+    candidates = User.objects.filter(phone_number=phone_number, phone_verified=False, is_active=True).order_by(
+        "date_joined"
+    )[:5]
+    return password_match(candidates, password)
+
+
+def phone_confirm(*, phone_number: str, password: str, code: str) -> tuple[User, dict]:
+    """Verify a number without a signed-in session, and sign in: how a phone-only account (which
+    cannot sign in before it is verified) enters the code texted at registration.
+
+    Wrong number or password: ``INVALID_CREDENTIALS``, as sign-in. Then the code is checked as
+    ``phone_verify`` checks it (wrong tries count, ``PHONE_NUMBER_TAKEN`` if verified elsewhere).
+    Not one transaction: a wrong code's attempt must commit before it is reported.
+    """
+    user = _account_with_unverified_phone(phone_number=phone_number, password=password)
+    if user is None:
+        raise InvalidCredentials()
+    user = phone_verify(user=user, code=code)
+    return user, _signed_in(user)
+
+
+def phone_code_resend(*, phone_number: str, password: str) -> None:
+    """Text a new code to an unverified number, for an account that cannot sign in yet. Silent
+    unless the number and password match an account (then 503 ``SMS_UNAVAILABLE`` can reach the
+    one who knows the password)."""
+    user = _account_with_unverified_phone(phone_number=phone_number, password=password)
+    if user is not None:
+        phone_code_send(user=user)
+
+
 # --- Profiles and administration ------------------------------------------------------------
 
-USER_EDITABLE_FIELDS = ("first_name", "last_name")
+EMAIL_OR_PHONE_REQUIRED = "Give an email address, a phone number, or both."
+USER_EDITABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "display_name",
+    "preferred_language",
+    "default_video_enabled",
+    "default_audio_enabled",
+    "auto_join_audio",
+)
 PATIENT_EDITABLE_FIELDS = ("date_of_birth", "time_zone")
 DOCTOR_EDITABLE_FIELDS = ("bio", "consultation_fee", "currency", "consultation_minutes", "time_zone")
 

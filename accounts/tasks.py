@@ -26,7 +26,8 @@ def _send(user, subject: str, body: str) -> None:
 def _user(user_id: str):
     from accounts.models import User
 
-    return User.objects.filter(pk=user_id, is_active=True).first()
+    # A phone-only account has no address to write to.
+    return User.objects.filter(pk=user_id, is_active=True, email__isnull=False).first()
 
 
 def _link(path: str, user, token: str) -> str:

@@ -197,6 +197,13 @@ TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
 PHONE_CODE_TTL_SECONDS = env.int("PHONE_CODE_TTL_SECONDS", default=10 * 60)
 PHONE_CODE_MAX_ATTEMPTS = env.int("PHONE_CODE_MAX_ATTEMPTS", default=5)
+# Sign-in needs a verified email or phone number (401 ACCOUNT_NOT_VERIFIED otherwise).
+LOGIN_REQUIRES_VERIFIED_CONTACT = env.bool("LOGIN_REQUIRES_VERIFIED_CONTACT", default=True)
+# Avatars (accounts/avatars.py): the largest upload accepted, and the longest side kept after
+# re-encoding. Stored in STORAGES["avatars"], outside MEDIA_ROOT: served only through the API.
+AVATAR_MAX_BYTES = env.int("AVATAR_MAX_BYTES", default=2 * 1024 * 1024)
+AVATAR_MAX_SIDE_PIXELS = env.int("AVATAR_MAX_SIDE_PIXELS", default=512)
+AVATAR_ROOT = env.str("AVATAR_ROOT", default=str(VAR_DIR / "avatars"))
 
 # --- CORS for the React client ----------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
@@ -321,5 +328,6 @@ from config.settings.messaging import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
 
 STORAGES["attachments"] = ATTACHMENT_STORAGE_CONFIG  # noqa: F405
+STORAGES["avatars"] = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": AVATAR_ROOT}}
 
 CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405

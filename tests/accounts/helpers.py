@@ -1,13 +1,16 @@
 """Shared pieces of the accounts tests: endpoint paths, a strong password, reading the links
 out of sent emails and the code out of sent SMS, and a session between a doctor and a patient."""
 
+import io
 import itertools
 import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from PIL import Image
 
 from accounts import sms
 from sessions.models import Session, SessionStatus
@@ -23,7 +26,10 @@ EMAIL_VERIFY = "/api/v1/auth/email/verify/"
 EMAIL_RESEND = "/api/v1/auth/email/resend/"
 PHONE_SEND_CODE = "/api/v1/auth/phone/send-code/"
 PHONE_VERIFY = "/api/v1/auth/phone/verify/"
+PHONE_RESEND = "/api/v1/auth/phone/resend/"
+PHONE_CONFIRM = "/api/v1/auth/phone/confirm/"
 ME = "/api/v1/me/"
+ME_AVATAR = "/api/v1/me/avatar/"
 DOCTORS = "/api/v1/doctors/"
 PATIENTS = "/api/v1/patients/"
 
@@ -107,3 +113,33 @@ class DownSmsBackend(sms.BaseSmsBackend):
 
 
 DOWN_SMS_BACKEND = "tests.accounts.helpers.DownSmsBackend"
+
+
+def user_avatar_path(user) -> str:
+    return f"/api/v1/users/{user.pk}/avatar/"
+
+
+# GPS position and camera that a phone writes into a photo: what re-encoding must drop.
+GPS_LATITUDE = (37.0, 46.0, 29.64)
+
+
+def image_bytes(
+    *, format: str = "JPEG", size: tuple[int, int] = (64, 48), mode: str = "RGB", gps: bool = False
+) -> bytes:
+    """An image file in ``format``; with ``gps``, EXIF carrying a GPS position, a camera model
+    and an orientation of 6 (turn 90° to stand upright)."""
+    image = Image.new(mode, size, (200, 30, 30, 128) if mode == "RGBA" else (200, 30, 30))
+    out = io.BytesIO()
+    if gps:
+        exif = Image.Exif()
+        exif[0x0110] = "Secret Camera 3000"  # Model
+        exif[0x0112] = 6  # Orientation
+        exif.get_ifd(0x8825).update({1: "N", 2: GPS_LATITUDE, 3: "W", 4: (122.0, 25.0, 0.0)})
+        image.save(out, format=format, exif=exif)
+    else:
+        image.save(out, format=format)
+    return out.getvalue()
+
+
+def avatar_upload(content: bytes, name: str = "me.jpg", content_type: str = "image/jpeg") -> dict:
+    return {"avatar": SimpleUploadedFile(name, content, content_type=content_type)}

@@ -37,7 +37,7 @@ def test_patient_sees_only_verified_active_doctors(patient_client, doctor):
     body = response.json()
     assert body["count"] == 1
     (entry,) = body["results"]
-    assert set(entry) == {"id", "first_name", "last_name", "full_name", "profile"}
+    assert set(entry) == {"id", "first_name", "last_name", "full_name", "display_name", "avatar_url", "profile"}
     assert entry["full_name"] == "Gregory House"
     assert "license_number" not in entry["profile"]
     assert entry["profile"]["specialty"] == "Family Medicine"

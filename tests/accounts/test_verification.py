@@ -65,7 +65,7 @@ def test_confirmation_link_works_once(anon_client, django_capture_on_commit_call
     response = anon_client.post(EMAIL_VERIFY, {"uid": link["uid"], "token": link["token"]})
 
     # then it is refused
-    assert_error(response, 401, "TOKEN_INVALID")
+    assert_error(response, 400, "INVALID_VERIFICATION_TOKEN")
 
 
 def test_confirmation_link_expires(anon_client, django_capture_on_commit_callbacks):
@@ -77,7 +77,7 @@ def test_confirmation_link_expires(anon_client, django_capture_on_commit_callbac
     response = anon_client.post(EMAIL_VERIFY, {"uid": link["uid"], "token": link["token"]})
 
     # then it is refused and the address stays unconfirmed
-    assert_error(response, 401, "TOKEN_INVALID")
+    assert_error(response, 400, "INVALID_VERIFICATION_TOKEN")
     user.refresh_from_db()
     assert user.email_verified is False
 
@@ -93,7 +93,7 @@ def test_password_reset_token_does_not_confirm_an_address(anon_client, django_ca
     response = anon_client.post(EMAIL_VERIFY, {"uid": reset["uid"], "token": reset["token"]})
 
     # then it is refused
-    assert_error(response, 401, "TOKEN_INVALID")
+    assert_error(response, 400, "INVALID_VERIFICATION_TOKEN")
     user.refresh_from_db()
     assert user.email_verified is False
 
@@ -101,7 +101,7 @@ def test_password_reset_token_does_not_confirm_an_address(anon_client, django_ca
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"uid": "garbage", "token": "garbage"}, 401, "TOKEN_INVALID"),
+        ({"uid": "garbage", "token": "garbage"}, 400, "INVALID_VERIFICATION_TOKEN"),
         ({"token": "abc"}, 400, "VALIDATION_ERROR"),
         ({"uid": "abc"}, 400, "VALIDATION_ERROR"),
         ({"uid": ["abc"], "token": "abc"}, 400, "VALIDATION_ERROR"),

@@ -50,7 +50,7 @@ from presence.models import PresenceStatus, UserPresence
 from sessions.models import Session
 from sessions.services.lifecycle import session_no_show_sweep
 from sessions.services.payments import SIGNATURE_HEADER, webhook_signature
-from tests.accounts.helpers import link_in
+from tests.accounts.helpers import avatar_upload, image_bytes, link_in
 from tests.factories import PASSWORD, UserFactory
 from tests.sessions.factories import SessionFactory
 
@@ -163,7 +163,9 @@ class Conformance:
         status = str(response.status_code)
         found = self.operation_of(path, method)
         declared = found[1]["responses"].get(status) if found else None
-        if response.streaming:
+        media_type = response.get("Content-Type", "").split(";")[0].strip()
+        if response.streaming or (response.status_code < 300 and media_type.startswith("image/")):
+            # A download, streamed (attachments) or whole (avatars).
             self._check_binary(response, found, declared, label)
             return
         body = self._body(response, label)
@@ -196,12 +198,12 @@ class Conformance:
         self._validate(self._validators[key], body, label)
 
     def _check_binary(self, response, found, declared, label: str) -> None:
-        """A streamed answer (a file download) must be of a media type the schema declares as
-        binary for its status; its bytes are the caller's to check."""
+        """A file download (streamed, or an image answered whole) must be of a media type the
+        schema declares as binary for its status; its bytes are the caller's to check."""
         media_type = response["Content-Type"].split(";")[0].strip()
         schema = ((declared or {}).get("content") or {}).get(media_type, {}).get("schema") or {}
         if found is None or schema.get("format") != "binary":
-            raise SchemaDisagreement(f"{label}: streamed {media_type}, which the schema does not declare as binary")
+            raise SchemaDisagreement(f"{label}: answered {media_type}, which the schema does not declare as binary")
         self.seen.add((found[1]["operationId"], str(response.status_code)))
 
     def _check_multipart(self, request, operation: dict[str, Any], template: str, label: str) -> None:
@@ -381,7 +383,8 @@ def test_accounts_flow(client_as, people, django_capture_on_commit_callbacks):
     confirm = link_in(mail.outbox[-1])
     status_of(anon.post("/api/v1/auth/email/verify/", {"uid": confirm["uid"], "token": confirm["token"]}), 200)
     status_of(anon.post("/api/v1/auth/email/resend/", {"email": "new@example.test"}), 202)
-    assert error_code(anon.post("/api/v1/auth/email/verify/", {"uid": "x", "token": "y"}), 401) == "TOKEN_INVALID"
+    forged = anon.post("/api/v1/auth/email/verify/", {"uid": "x", "token": "y"})
+    assert error_code(forged, 400) == "INVALID_VERIFICATION_TOKEN"
 
     login = status_of(anon.post("/api/v1/auth/login/", {"email": patient.email, "password": PASSWORD}), 200)
     wrong = anon.post("/api/v1/auth/login/", {"email": patient.email, "password": "wrong-Password-1"})
@@ -419,6 +422,44 @@ def test_accounts_flow(client_as, people, django_capture_on_commit_callbacks):
     updated = status_of(client_as(people["doctor"]).patch("/api/v1/me/", {"doctor_profile": profile}), 200)
     assert updated["doctor_profile"]["consultation_fee"] == "130.00"
     assert error_code(client_as().get("/api/v1/me/"), 401) == "NOT_AUTHENTICATED"
+
+
+def test_phone_only_account_and_avatar_flow(client_as, people, settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "avatars": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    anon, phone = client_as(), "+14155550199"
+    body = {"phone_number": phone, "password": "Sturdy-Lantern-42", "first_name": "P", "last_name": "O"}
+    status_of(anon.post("/api/v1/auth/register/", {**body, "confirm_password": "Sturdy-Lantern-42"}), 202)
+    mismatch = anon.post("/api/v1/auth/register/", {**body, "confirm_password": "Other-Lantern-42"})
+    assert error_code(mismatch, 400) == "VALIDATION_ERROR"
+    credentials = {"phone_number": phone, "password": "Sturdy-Lantern-42"}
+    assert error_code(anon.post("/api/v1/auth/login/", credentials), 401) == "ACCOUNT_NOT_VERIFIED"
+    status_of(anon.post("/api/v1/auth/phone/resend/", credentials), 202)
+    assert error_code(anon.post("/api/v1/auth/phone/resend/", {"phone_number": phone}), 400) == "VALIDATION_ERROR"
+    code = re.search(r"\b(\d{6})\b", sms.outbox[-1].body).group(1)
+    wrong = "000000" if code != "000000" else "111111"
+    bad_code = anon.post("/api/v1/auth/phone/confirm/", {**credentials, "code": wrong})
+    assert error_code(bad_code, 400) == "INVALID_VERIFICATION_CODE"
+    confirmed = status_of(anon.post("/api/v1/auth/phone/confirm/", {**credentials, "code": code}), 200)
+    assert confirmed["user"]["email"] is None
+
+    patient = people["patient"]
+    SessionFactory(doctor=people["doctor"], patient=patient)  # the doctor may see the patient
+    me = client_as(patient)
+    jpeg = image_bytes()
+    with_avatar = status_of(me.put("/api/v1/me/avatar/", avatar_upload(jpeg), format="multipart"), 200)
+    fetched = client_as(people["doctor"]).get(with_avatar["avatar_url"])
+    assert error_code(client_as(people["outsider"]).get(with_avatar["avatar_url"]), 404) == "NOT_FOUND"
+    assert fetched.status_code == 200
+    pdf = avatar_upload(b"%PDF-1.7\n" + b"0" * 100)
+    assert error_code(me.put("/api/v1/me/avatar/", pdf, format="multipart"), 415) == "UNSUPPORTED_MEDIA_TYPE"
+    assert error_code(me.patch("/api/v1/me/", {"preferred_language": "xx"}), 400) == "VALIDATION_ERROR"
+    status_of(
+        me.patch("/api/v1/me/", {"display_name": "Ali", "preferred_language": "de", "auto_join_audio": False}), 200
+    )
+    status_of(me.delete("/api/v1/me/avatar/"), 204)
 
 
 def test_rate_limited_sign_in_answers_429(client_as, people):
