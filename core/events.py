@@ -8,11 +8,12 @@ Group names: ``user.<id>`` covers every connection of one user; ``call.<id>`` ev
 participant connection of one call. Event names and payloads are listed in docs/realtime.md.
 """
 
+import asyncio
 import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
@@ -21,6 +22,9 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connections, transaction
+
+from core.channel_layers import group_send_many
+from core.outages import started_within
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +50,9 @@ def _send(groups: Iterable[str], message: dict[str, Any], what: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    # A broken layer must not turn a committed change into a 500: ``deliver`` does not raise.
     for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a broken layer must not turn a committed change into a 500
-            logger.exception("Could not send %s to a group", what)
+        async_to_sync(deliver)(layer, (group,), message, what)
 
 
 def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:
@@ -60,6 +62,11 @@ def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> No
     # gets the event once.
     message = {"type": "domain.event", "event_id": uuid.uuid4().hex, "event": {"type": event_type, "data": data}}
     _send(groups, message, event_type)
+
+
+# Set while a consumer opens a connection (realtime/consumers.py): its database work that waits
+# longer than this for a thread is refused (core.outages ``started_within``), not run late.
+database_wait_limit: ContextVar[float | None] = ContextVar("database_wait_limit", default=None)
 
 
 async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
@@ -75,6 +82,8 @@ async def database_call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
     if connections["default"].vendor == "sqlite":
         run = database_sync_to_async(func)
     else:
+        if (limit := database_wait_limit.get()) is not None:
+            func = started_within(func, limit)
         run = database_sync_to_async(func, thread_sensitive=False, executor=_database_executor())
     if _collected.get() is not None:
         return await run(**kwargs)
@@ -113,10 +122,53 @@ async def send_collected(collected: list[tuple[str, dict]]) -> None:
     if layer is None:
         return
     for group, message in collected:
+        await deliver(layer, (group,), message, message.get("event", message)["type"])
+
+
+# One group send may take this long, and a failed one is tried once more after the pause. A
+# healthy send takes milliseconds; the failures seen under a surge were single Redis connects
+# timing out (a full accept queue), which the retry rides out. The bound keeps a request's
+# after-commit send, or a socket's next message, from waiting on a Redis that is down for longer
+# than about two seconds (each send, not the OS's connect timeout).
+DELIVERY_ATTEMPT_SECONDS = 1.0
+DELIVERY_RETRY_PAUSE_SECONDS = 0.05
+
+# ``async def hook(groups) -> int``: told of an event that could not be delivered to ``groups``;
+# closes this process's connections in them for a re-sync and returns how many (realtime/consumers.py).
+DELIVERY_LOST_HOOKS: list[Callable[[tuple[str, ...]], Awaitable[int]]] = []
+
+
+async def deliver(layer, groups: tuple[str, ...], message: dict[str, Any], what: str) -> bool:
+    """Send ``message`` to ``groups``, tried twice within bounded time; False if it was lost.
+
+    A retry cannot deliver an event twice to a client: consumers drop a ``domain.event`` whose
+    ``event_id`` they already forwarded. A lost event is never silent: one error line (the event
+    type, the number of groups and the exception type; no group names, no payload: they may
+    identify patients), and the connections of this process in those groups close with 4503, so
+    their clients reconnect and re-sync (docs/realtime.md)."""
+    error: BaseException | None = None
+    for attempt in range(2):
+        if attempt:
+            await asyncio.sleep(DELIVERY_RETRY_PAUSE_SECONDS)
         try:
-            await layer.group_send(group, message)
+            await asyncio.wait_for(group_send_many(layer, groups, message), DELIVERY_ATTEMPT_SECONDS)
+            return True
+        except Exception as failure:  # TimeoutError included
+            error = failure
+    closed = 0
+    for hook in DELIVERY_LOST_HOOKS:
+        try:
+            closed += await hook(groups)
         except Exception:
-            logger.exception("Could not send a message to a group")
+            logger.exception("Failed a delivery-lost hook")
+    logger.error(
+        "Could not deliver %s to %d group(s), retried: %s; closed %d connection(s) here for a re-sync",
+        what,
+        len(groups),
+        type(error).__name__,
+        closed,
+    )
+    return False
 
 
 def send_on_commit(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:

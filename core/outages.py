@@ -9,16 +9,27 @@ view and middleware fall back on.
 SQLite reports a query it could not parse with the same ``OperationalError`` class as a locked
 database, so for SQLite only the messages of contention and an unreadable file count; on
 PostgreSQL ``OperationalError`` is the server or the connection failing (psycopg's own split).
+
+Too busy counts as down. A process's PostgreSQL pool that stays full for ``DATABASE_POOL_TIMEOUT``
+(psycopg_pool ``PoolTimeout``), a pool queue longer than ``DATABASE_POOL_MAX_WAITING``
+(``TooManyRequests``), a server out of connection slots ("too many clients", an
+``OperationalError``), or a socket's database work still queued for a thread after the pool
+timeout (``DatabaseBusy``, below) is the same answer: 503 over REST; on the WebSocket an
+``error`` event ``SERVICE_UNAVAILABLE`` and close 1013 (realtime/consumers.py, docs/realtime.md).
 """
 
+import functools
 import logging
 import sqlite3
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError
 
 from core.errors import error_body
+from core.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +54,40 @@ def _broker_errors() -> tuple[type[Exception], ...]:
 
 
 def _pool_errors() -> tuple[type[Exception], ...]:
+    """psycopg_pool's own errors. Django wraps those raised while it connects in its
+    ``OperationalError`` (``__cause__`` the pool's); these catch the ones that arrive unwrapped."""
     try:
-        from psycopg_pool import PoolTimeout
+        from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
     except ImportError:  # pragma: no cover - only installed with PostgreSQL support
         return ()
-    return (PoolTimeout,)
+    return (PoolTimeout, TooManyRequests, PoolClosed)
+
+
+class DatabaseBusy(Exception):
+    """Database work that waited longer than its limit for a thread to run on, refused unrun."""
+
+
+_Result = TypeVar("_Result")
+
+
+def started_within(func: Callable[..., _Result], seconds: float) -> Callable[..., _Result]:
+    """``func``, refused with ``DatabaseBusy`` if it starts more than ``seconds`` after this call.
+
+    A WebSocket's database work runs on a thread pool as large as the connection pool
+    (core/events.py ``database_call``), so under a surge it waits in that pool's queue, not in
+    the connection pool's: nothing there times out, and a handshake used to wait as long as the
+    queue was (a minute, at the top of the hour). Bounded by the connection pool's own timeout,
+    the socket's wait for the database is the REST request's, and its answer as fast. The check
+    runs before ``func``, so refused work has done nothing (a ticket stays unredeemed)."""
+    deadline = time.monotonic() + seconds
+
+    @functools.wraps(func)
+    def bounded(*args: Any, **kwargs: Any) -> _Result:
+        if time.monotonic() > deadline:
+            raise DatabaseBusy(f"waited more than {seconds} s for a database thread")
+        return func(*args, **kwargs)
+
+    return bounded
 
 
 _REDIS_ERRORS = _redis_errors()
@@ -57,7 +97,7 @@ _POOL_ERRORS = _pool_errors()
 
 def outage_of(exc: BaseException) -> str | None:
     """The dependency whose outage ``exc`` is ("database", "redis", "broker"), or None."""
-    if isinstance(exc, (InterfaceError, *_POOL_ERRORS)):
+    if isinstance(exc, (InterfaceError, DatabaseBusy, *_POOL_ERRORS)):
         return "database"
     if isinstance(exc, OperationalError):
         if isinstance(exc.__cause__, sqlite3.Error):
@@ -85,13 +125,21 @@ def is_lost_race(exc: BaseException) -> bool:
     return type(cause).__name__ in ("UniqueViolation", "ExclusionViolation")  # psycopg's classes
 
 
+def outage_error(dependency: str) -> ApplicationError:
+    """The refusal for an outage of ``dependency`` (the WebSocket's ``error`` event); logs one
+    warning."""
+    logger.warning("Dependency unavailable: %s", dependency)
+    error = ApplicationError(
+        "A service this request needs is unavailable. Try again later.",
+        code="SERVICE_UNAVAILABLE",
+        details={"retry_after": settings.SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS},
+    )
+    error.status = 503
+    return error
+
+
 def outage_answer(dependency: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The body and headers of the 503 for an outage of ``dependency``; logs one warning."""
-    retry_after = settings.SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS
-    logger.warning("Dependency unavailable: %s", dependency)
-    body = error_body(
-        "SERVICE_UNAVAILABLE",
-        "A service this request needs is unavailable. Try again later.",
-        {"retry_after": retry_after},
-    )
-    return body, {"Retry-After": str(retry_after)}
+    error = outage_error(dependency)
+    retry_after = error.details["retry_after"]
+    return error_body(error.code, error.message, error.details), {"Retry-After": str(retry_after)}

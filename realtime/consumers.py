@@ -16,10 +16,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connections
 from rest_framework.exceptions import ValidationError
 
-from core.events import collecting_events, database_call, user_group
+from core.events import DELIVERY_LOST_HOOKS, collecting_events, database_call, database_wait_limit, user_group
 from core.exceptions import ApplicationError, InvalidInput
+from core.outages import outage_error, outage_of
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
 from realtime.direct import DIRECT_TEXT, DirectText
@@ -44,6 +46,9 @@ LOCAL_CONNECTIONS: dict[str, "RealtimeConsumer"] = {}
 
 # The close code a connection that ended without a close frame reports (RFC 6455 section 7.4.1).
 _CLOSED_ABNORMALLY = 1006
+# "Try Again Later" (RFC 6455's registry): the connection could not be opened because the database
+# or Redis is down or too busy; an error event SERVICE_UNAVAILABLE before it says when to retry.
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -58,6 +63,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     closed = False
     # True once the disconnect clean-up has run (it runs once, whichever way the connection ends).
     cleaned_up = False
+    # True once the handshake is accepted: a refusal after it must not accept again.
+    accepted = False
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -98,10 +105,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 message = await self.channel_layer.receive(self.channel_name)
             except Exception as error:
                 logger.error("Channel layer receive failed: %s", type(error).__name__)
-                for hook in LAYER_LOST_HOOKS:
-                    with _logged(f"layer-lost hook {getattr(hook, '__name__', hook)}"):
-                        hook(self)
-                await self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE)
+                await self.close_for_resync()
                 return
             try:
                 await self.dispatch(message)
@@ -148,6 +152,41 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     # --- Connection lifecycle ---------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict) -> None:
+        """Open the connection (``connect``), refusing it fast when a dependency is down or too
+        busy: its database work may wait for a thread no longer than the pool's timeout, and an
+        outage (core/outages.py) is answered with an ``error`` event ``SERVICE_UNAVAILABLE``
+        (``details.retry_after``) and close 1013, never the HTTP 500 of an unhandled handshake.
+        The handshake is accepted first, as for 4401, so that browsers can read the code. What
+        ``connect`` did before the failure is undone by the disconnect clean-up."""
+        pool = connections.settings["default"].get("OPTIONS", {}).get("pool") or {}
+        token = database_wait_limit.set(pool.get("timeout"))
+        try:
+            await super().websocket_connect(message)
+        except Exception as error:
+            dependency = outage_of(error)
+            if dependency is None:
+                raise
+            if not self.accepted:
+                await self.accept()
+            await self.send_error(outage_error(dependency), None)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+        finally:
+            database_wait_limit.reset(token)
+
+    async def accept(self, subprotocol: str | None = None, headers: list | None = None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+
+    async def close_for_resync(self) -> None:
+        """Events for this connection may have been lost (its channel layer failed, or a send to
+        one of its groups did): forget what was cached from them and close with 4503, so the
+        client reconnects and re-syncs."""
+        for hook in LAYER_LOST_HOOKS:
+            with _logged(f"layer-lost hook {getattr(hook, '__name__', hook)}"):
+                hook(self)
+        await self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE)
 
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
@@ -268,7 +307,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except ApplicationError as error:
             await self.send_error(error, envelope.id)
             return
-        except Exception:
+        except Exception as error:
+            if (dependency := outage_of(error)) is not None:  # too busy is not a bug: retry later
+                await self.send_error(outage_error(dependency), envelope.id)
+                return
             logger.exception("Unhandled error in realtime handler for %s", envelope.type)
             await self.send_error(
                 ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR"), envelope.id
@@ -353,3 +395,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connection_revoke(self, message: dict) -> None:
         """The user signed out everywhere or was suspended: this connection ends too."""
         await self.close(code=protocol.CLOSE_REVOKED)
+
+
+async def resync_group_members(groups: tuple[str, ...]) -> int:
+    """An event for ``groups`` was lost (core.events ``deliver``): this process's connections in
+    any of them close with 4503 and re-sync. Returns how many."""
+    wanted = set(groups)
+    members = [c for c in list(LOCAL_CONNECTIONS.values()) if wanted & getattr(c, "groups_joined", set())]
+    for member in members:
+        await member.close_for_resync()
+    return len(members)
+
+
+DELIVERY_LOST_HOOKS.append(resync_group_members)

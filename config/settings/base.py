@@ -92,11 +92,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # a thread of its own, so persistent connections (CONN_MAX_AGE) would pile up, one per
     # request, until PostgreSQL refuses new clients; a pool hands connections back instead.
     # Both waits are short: with the server down, a request answers 503 SERVICE_UNAVAILABLE
-    # after the pool timeout instead of holding its client (core/outages.py).
+    # after the pool timeout instead of holding its client (core/outages.py). The pool timeout
+    # is also the back-pressure under a surge: a connection is held for milliseconds, so 2 s of
+    # waiting covers hundreds of requests queued ahead; a pool still full after that is overload,
+    # and a fast 503 with Retry-After (the client backs off, docs/realtime.md) beats a request
+    # that waits 10 s or more and then fails. A socket's handshake waits no longer than this
+    # either (core/outages.py ``started_within``). MAX_WAITING (0: no limit) refuses at once
+    # past that many requests queued for the pool.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=2.0),
+        "max_waiting": env.int("DATABASE_POOL_MAX_WAITING", default=0),
     }
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2))
     DATABASES["default"]["CONN_MAX_AGE"] = 0
