@@ -34,6 +34,7 @@ from messaging.models import (
     AttachmentAccess,
     Contact,
     Conversation,
+    ConversationKind,
     ConversationMember,
     Message,
     MessageReceipt,
@@ -155,6 +156,20 @@ def contact_list_for_user(*, user: User) -> QuerySet[User]:
 # --- Conversations -----------------------------------------------------------------------------
 
 
+def memberships_of(*, user: User) -> QuerySet[ConversationMember]:
+    """``user``'s memberships that count, the one rule every read and write starts from: a
+    direct conversation's always; a call's chat only while they are one of the call's chat
+    participants (``CALL_CHAT_PARTICIPANT_STATUSES``). The member rows of a call's chat are
+    brought up to date at its next send (``call_chat_roster``); someone removed from the call
+    meanwhile loses its chat at once, not then."""
+    in_call_chat = CallParticipant.objects.filter(
+        call_id=OuterRef("conversation__call_id"), user=user, status__in=CALL_CHAT_PARTICIPANT_STATUSES
+    )
+    return ConversationMember.objects.filter(user=user).filter(
+        Q(conversation__kind=ConversationKind.DIRECT) | Exists(in_call_chat)
+    )
+
+
 def _members_with_users() -> Prefetch:
     return Prefetch(
         "members",
@@ -185,7 +200,7 @@ def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
         Message.objects.filter(visible_to(user), conversation=OuterRef("pk")).order_by("-seq").values("pk")[:1]
     )
     return (
-        Conversation.objects.filter(Exists(ConversationMember.objects.filter(conversation=OuterRef("pk"), user=user)))
+        Conversation.objects.filter(Exists(memberships_of(user=user).filter(conversation=OuterRef("pk"))))
         .annotate(unread_count=Coalesce(Subquery(unread), 0), last_visible_id=Subquery(last_visible))
         .prefetch_related(_members_with_users())
         .order_by(Coalesce("last_message_at", "created_at").desc(), "id")
@@ -212,8 +227,9 @@ def conversation_member_get(*, user: User, conversation_id) -> ConversationMembe
     """``user``'s membership of a conversation, with the conversation (and its call): the check
     every write starts with."""
     member = (
-        ConversationMember.objects.select_related("conversation", "conversation__call")
-        .filter(user=user, conversation_id=conversation_id)
+        memberships_of(user=user)
+        .select_related("conversation", "conversation__call")
+        .filter(conversation_id=conversation_id)
         .first()
     )
     if member is None:
@@ -281,7 +297,7 @@ def message_list_for_user(*, user: User, conversation: Conversation, after: Mess
 def message_get_for_user(*, user: User, message_id, conversation: Conversation | None = None) -> Message:
     messages = Message.objects.filter(
         visible_to(user),
-        Exists(ConversationMember.objects.filter(conversation=OuterRef("conversation"), user=user)),
+        Exists(memberships_of(user=user).filter(conversation=OuterRef("conversation"))),
         pk=message_id,
     ).select_related("conversation")
     if conversation is not None:
@@ -305,7 +321,7 @@ def attachments_readable_by(*, user: User) -> QuerySet[Attachment]:
       ``private`` attachment shares it with that message's audience, and with nobody else
       (in a private message: its recipient only).
     """
-    memberships = ConversationMember.objects.filter(user=user).values("conversation_id")
+    memberships = memberships_of(user=user).values("conversation_id")
     calls = CallParticipant.objects.filter(user=user, status__in=CALL_CHAT_PARTICIPANT_STATUSES).values("call_id")
     in_visible_message = Message.objects.filter(
         visible_to(user), attachment=OuterRef("pk"), conversation__in=memberships, deleted_at__isnull=True

@@ -145,3 +145,20 @@ def test_a_patient_unrelated_to_a_doctor_cannot_reach_them_by_message(patient_cl
     response = patient_client.post("/api/v1/messages/", {"user_id": str(stranger.pk), "body": "Hi"})
 
     assert_error(response, 404, "USER_NOT_FOUND")
+
+
+def test_someone_removed_from_a_call_loses_its_chat_at_once(call_chat, group_call, staff, patient):
+    """Before the next send brings the chat's members up to date, as well as after it."""
+    message = send(staff, call_chat, "Before you were removed")
+    client = client_for(patient)
+    conversation_url = f"/api/v1/conversations/{call_chat.pk}/"
+    assert client.get(conversation_url).status_code == 200
+
+    group_call.participants.filter(user=patient).update(status="removed")
+
+    assert call_chat.members.filter(user=patient).exists()  # no send since: still a member row
+    assert_error(client.get(conversation_url), 404, "CONVERSATION_NOT_FOUND")
+    assert_error(client.get(f"{conversation_url}messages/"), 404, "CONVERSATION_NOT_FOUND")
+    assert_error(client.post(f"/api/v1/messages/{message.pk}/read/"), 404, "MESSAGE_NOT_FOUND")
+    listed = [item["id"] for item in client.get("/api/v1/conversations/").json()["results"]]
+    assert str(call_chat.pk) not in listed
