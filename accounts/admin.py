@@ -56,13 +56,23 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"fields": ["email", "password"]}),
         ("Person", {"fields": ["first_name", "last_name", "role", "phone_number", "phone_verified", "email_verified"]}),
         (
+            "Profile",
+            {"fields": ["display_name", "default_video_enabled", "default_audio_enabled", "auto_join_audio"]},
+        ),
+        (
             "Access",
             {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions", "token_generation"]},
         ),
         ("Dates", {"fields": ["last_login", "date_joined", "updated_at"]}),
     ]
     add_fieldsets = [
-        (None, {"classes": ["wide"], "fields": ["email", "first_name", "last_name", "role", "password1", "password2"]}),
+        (
+            None,
+            {
+                "classes": ["wide"],
+                "fields": ["email", "phone_number", "first_name", "last_name", "role", "password1", "password2"],
+            },
+        ),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:

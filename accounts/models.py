@@ -10,6 +10,7 @@ of every token we issue: raising it revokes all of a user's access and refresh t
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -82,6 +83,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         # address is NULL, never "", so any number of accounts may have none.
         self.email = type(self).objects.normalize_email(self.email) or None
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.email and not self.phone_number:
+            raise ValidationError("Give an email address, a phone number, or both.")
 
     @property
     def full_name(self) -> str:

@@ -99,6 +99,33 @@ def test_staff_add_a_user_in_the_admin(admin_browser):
     assert identify_hasher(user.password).algorithm == get_hasher().algorithm
 
 
+@pytest.mark.parametrize(("email", "phone", "created"), [("", "+14155550123", True), ("", "", False)])
+def test_staff_add_a_user_with_a_phone_only_or_neither(admin_browser, email, phone, created):
+    # when staff create a patient with a phone number and no email, or with neither
+    response = admin_browser.post(
+        f"{CHANGELIST}add/",
+        {
+            "email": email,
+            "phone_number": phone,
+            "first_name": "Pia",
+            "last_name": "Phone",
+            "role": "patient",
+            "password1": "Sturdy-Lantern-42",
+            "password2": "Sturdy-Lantern-42",
+            "usable_password": "true",
+        },
+    )
+
+    # then the phone-only account exists without an address; one with neither is refused
+    if created:
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert User.objects.get(last_name="Phone").email is None
+    else:
+        assert response.status_code == 200
+        assert b"Give an email address, a phone number, or both." in response.content
+        assert not User.objects.filter(last_name="Phone").exists()
+
+
 def test_verify_action_verifies_doctors_only(admin_browser, patient, django_capture_on_commit_callbacks):
     # given two unverified doctors and a patient
     first = DoctorFactory(doctor_profile__is_verified=False)
