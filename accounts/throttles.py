@@ -1,4 +1,5 @@
-"""Rate limits for the authentication endpoints, per client IP and per account.
+"""Rate limits for the authentication endpoints, per client IP and per account, on the
+project's one mechanism (core/ratelimit.py), besides the general budget every endpoint has.
 
 Each endpoint counts separately (a burst of logins does not block a password reset). The
 account key is the email or phone the request names, or the signed-in user, hashed so the
@@ -7,25 +8,26 @@ cache never holds the identifier itself.
 
 import hashlib
 
-from rest_framework.throttling import SimpleRateThrottle
+from core.ratelimit import GeneralRateThrottle, RateThrottle
 
 
-class _AuthThrottle(SimpleRateThrottle):
-    def endpoint_name(self, view) -> str:
-        return getattr(view, "throttle_name", type(view).__name__)
+def _endpoint_name(view) -> str:
+    return getattr(view, "throttle_name", type(view).__name__)
 
 
-class AuthIPThrottle(_AuthThrottle):
+class AuthIPThrottle(RateThrottle):
     scope = "auth_ip"
+    rate_setting = "AUTH_THROTTLE_RATE_IP"
 
-    def get_cache_key(self, request, view) -> str:
-        return f"throttle:{self.scope}:{self.endpoint_name(view)}:{self.get_ident(request)}"
+    def ident(self, request, view) -> str:
+        return f"{_endpoint_name(view)}:{self.get_ident(request)}"
 
 
-class AuthAccountThrottle(_AuthThrottle):
+class AuthAccountThrottle(RateThrottle):
     scope = "auth_account"
+    rate_setting = "AUTH_THROTTLE_RATE_ACCOUNT"
 
-    def get_cache_key(self, request, view) -> str | None:
+    def ident(self, request, view) -> str | None:
         if request.user and request.user.is_authenticated:
             account = str(request.user.pk)
         else:
@@ -34,7 +36,7 @@ class AuthAccountThrottle(_AuthThrottle):
         if not account:
             return None
         digest = hashlib.sha256(account.encode()).hexdigest()[:32]
-        return f"throttle:{self.scope}:{self.endpoint_name(view)}:{digest}"
+        return f"{_endpoint_name(view)}:{digest}"
 
 
-AUTH_THROTTLES = [AuthIPThrottle, AuthAccountThrottle]
+AUTH_THROTTLES = [GeneralRateThrottle, AuthIPThrottle, AuthAccountThrottle]

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.ratelimit import DEFAULT_THROTTLES
 from core.schema import CONFLICT
 from messaging import selectors
 from messaging.serializers import (
@@ -109,7 +110,7 @@ class ConversationMessageListApi(APIView):
 
 
 class MessageSendApi(APIView):
-    throttle_classes = [MessageSendThrottle]
+    throttle_classes = [*DEFAULT_THROTTLES, MessageSendThrottle]
 
     @extend_schema(
         tags=["messaging"],

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.ratelimit import DEFAULT_THROTTLES
 from core.schema import error_response
 from messaging import selectors
 from messaging.attachment_files import read_decrypted
@@ -33,7 +34,7 @@ SERVED_TYPES = sorted({served for served, _ in ALLOWED_TYPES.values()})
 
 class AttachmentUploadApi(APIView):
     parser_classes = [MultiPartParser]
-    throttle_classes = [AttachmentUploadThrottle]
+    throttle_classes = [*DEFAULT_THROTTLES, AttachmentUploadThrottle]
 
     @classmethod
     def request_body_limit(cls) -> int:

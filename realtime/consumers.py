@@ -27,7 +27,7 @@ from realtime import protocol
 from realtime.direct import DIRECT_TEXT, DirectText
 from realtime.ratelimit import TokenBucket
 from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS, LAYER_LOST_HOOKS
-from realtime.tickets import ticket_redeem
+from realtime.tickets import ConnectionRateLimited, ticket_redeem
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         ticket = (query.get("ticket") or [""])[0]
-        self.user = await database_call(ticket_redeem, ticket=ticket)
+        try:
+            self.user = await database_call(ticket_redeem, ticket=ticket)
+        except ConnectionRateLimited as refusal:  # accepted, so the client reads when to retry
+            await self.accept()
+            await self.send_error(refusal, None)
+            await self.close(code=protocol.CLOSE_RATE_LIMITED)
+            return
         await self.accept()
         if self.user is None:
             await self.close(code=protocol.CLOSE_AUTH_FAILED)

@@ -17,6 +17,7 @@ CLOSE_AUTH_FAILED = 4401  # no ticket, or an unknown, expired, used or revoked o
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame larger than REALTIME_MAX_FRAME_BYTES
 CLOSE_REVOKED = 4403  # the user was signed out everywhere or suspended while connected
 CLOSE_LAYER_UNAVAILABLE = 4503  # the server lost its channel layer (Redis): reconnect and re-sync
+CLOSE_RATE_LIMITED = 4429  # too many connections by this user: an error event RATE_LIMITED says when to retry
 
 
 class ProtocolError(ApplicationError):

@@ -1,5 +1,10 @@
 """A token bucket per connection: a sustained rate with room for bursts (ICE candidates come
-in bursts at call set-up)."""
+in bursts at call set-up).
+
+This guards one socket against a flood of frames, on the relay's hot path, so it stays in the
+connection's memory: a limit per user across processes (connections opened, messages sent,
+typing notices) is core/ratelimit.py's, counted in the shared cache.
+"""
 
 import time
 from collections.abc import Callable

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # X-RateLimit-* on every answer a throttle counted (core/ratelimit.py).
+    "core.ratelimit.RateLimitHeadersMiddleware",
 ]
 
 # JSON bodies above this size are refused with 413 PAYLOAD_TOO_LARGE.
@@ -214,7 +216,7 @@ AVATAR_ROOT = env.str("AVATAR_ROOT", default=str(VAR_DIR / "avatars"))
 
 # --- CORS for the React client ----------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
-CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
 # Browsers always send Origin on a WebSocket handshake; native clients must send one of these too.
 # By default the server's own origin is allowed, at the host and port it serves (HOST and PORT, as
 # `make run` and config/serve.py read them): the API docs page opens the socket from there.
@@ -241,13 +243,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.exception_handlers.api_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {
-        "auth_ip": env.str("AUTH_THROTTLE_RATE_IP", default="5/min"),
-        "auth_account": env.str("AUTH_THROTTLE_RATE_ACCOUNT", default="5/min"),
-    },
+    # Every endpoint: the general budget and its view's scopes (core/ratelimit.py; rates below).
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.GeneralRateThrottle", "core.ratelimit.ViewScopeThrottle"],
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- Rate limits (core/ratelimit.py, docs/api.md#rate-limits) --------------------------------
+# Sliding windows counted in the shared cache; syntax 30/min, 10/hour, 1/5s, 100/15min.
+# The general budget of every endpoint: per signed-in user, all endpoints together; per client IP
+# for anonymous requests.
+USER_THROTTLE_RATE = env.str("USER_THROTTLE_RATE", default="300/min")
+ANON_THROTTLE_RATE = env.str("ANON_THROTTLE_RATE", default="60/min")
+# Per client IP and per account, each authentication endpoint on its own (accounts/throttles.py).
+AUTH_THROTTLE_RATE_IP = env.str("AUTH_THROTTLE_RATE_IP", default="5/min")
+AUTH_THROTTLE_RATE_ACCOUNT = env.str("AUTH_THROTTLE_RATE_ACCOUNT", default="5/min")
+# Per user: all call endpoints together, and ringing someone.
+VIDEO_CALL_THROTTLE_RATE = env.str("VIDEO_CALL_THROTTLE_RATE", default="60/min")
+CALL_INITIATE_THROTTLE_RATE = env.str("CALL_INITIATE_THROTTLE_RATE", default="1/5s")
+# Per user per call: quality samples submitted (video_calls/apis/history.py).
+CALL_QUALITY_THROTTLE_RATE = env.str("CALL_QUALITY_THROTTLE_RATE", default="1/s")
+# Per user: socket tickets issued, and socket connections opened (realtime/tickets.py).
+REALTIME_TICKET_THROTTLE_RATE = env.str("REALTIME_TICKET_THROTTLE_RATE", default="10/min")
+REALTIME_CONNECT_THROTTLE_RATE = env.str("REALTIME_CONNECT_THROTTLE_RATE", default="10/min")
+# Views counted under scopes beyond the general budget, by dotted prefix of module.Class; each
+# scope's rate is the setting <SCOPE>_THROTTLE_RATE. A view's own throttle_scope adds to these.
+THROTTLE_VIEW_SCOPES = {
+    "video_calls.apis": ["video_call"],
+    "video_calls.apis.calls.CallInitiateApi": ["call_initiate"],
+    "realtime.apis.TicketApi": ["realtime_ticket"],
 }
 
 SIMPLE_JWT = {

@@ -50,3 +50,13 @@ PRODUCTION_PASSWORD_HASHERS = PASSWORD_HASHERS  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCTION_PASSWORD_HASHERS]
 STATIC_ROOT = None  # static files come from the app folders (WhiteNoise finders)
 WHITENOISE_USE_FINDERS = True
+# Limits every endpoint or every call applies are out of the way of the rest of the suite; the
+# tests of a limit set its rate themselves (tests/core/test_rate_limits.py). The auth and
+# messaging limits keep their defaults: their tests count to them.
+_UNLIMITED = "100000/min"
+USER_THROTTLE_RATE = env.str("USER_THROTTLE_RATE", default=_UNLIMITED)
+ANON_THROTTLE_RATE = env.str("ANON_THROTTLE_RATE", default=_UNLIMITED)
+VIDEO_CALL_THROTTLE_RATE = env.str("VIDEO_CALL_THROTTLE_RATE", default=_UNLIMITED)
+CALL_INITIATE_THROTTLE_RATE = env.str("CALL_INITIATE_THROTTLE_RATE", default=_UNLIMITED)
+REALTIME_TICKET_THROTTLE_RATE = env.str("REALTIME_TICKET_THROTTLE_RATE", default=_UNLIMITED)
+REALTIME_CONNECT_THROTTLE_RATE = env.str("REALTIME_CONNECT_THROTTLE_RATE", default=_UNLIMITED)

@@ -15,10 +15,11 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
+from core.ratelimit import UserRateThrottle
 from core.validation import validated
 from video_calls.models import Call, CallQualitySample
 from video_calls.selectors import history as selectors
@@ -35,18 +36,16 @@ from video_calls.services.quality import quality_sample_record
 _ERROR = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
-class QualitySampleThrottle(SimpleRateThrottle):
-    """One sample per second per user per call (reference 000's limit), counted in the shared
-    cache so every server process enforces the same budget. A client in two calls (or two
-    participants of one call) each have their own budget."""
+class QualitySampleThrottle(UserRateThrottle):
+    """One sample per second per user per call (reference 000's limit, ``CALL_QUALITY_THROTTLE_RATE``),
+    counted in the shared cache so every server process enforces the same budget. A client in two
+    calls (or two participants of one call) each have their own budget."""
 
     scope = "call_quality"
-    rate = "1/s"
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        if not request.user or not request.user.is_authenticated:
-            return None
-        return f"throttle:{self.scope}:{request.user.pk}:{view.kwargs['call_id']}"
+    def ident(self, request: Request, view: APIView | None) -> str | None:
+        user = super().ident(request, view)
+        return None if user is None or view is None else f"{user}:{view.kwargs['call_id']}"
 
 
 class CallHistoryListApi(ListAPIView):
@@ -107,8 +106,9 @@ class CallQualityApi(GenericAPIView):
     pagination_class = PageNumberPagination
 
     def get_throttles(self) -> list[BaseThrottle]:
-        """Only submissions are limited; reading a call's samples is not."""
-        return [QualitySampleThrottle()] if self.request.method == "POST" else []
+        """Submissions have a limit of their own besides every endpoint's."""
+        defaults = super().get_throttles()
+        return [*defaults, QualitySampleThrottle()] if self.request.method == "POST" else defaults
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
