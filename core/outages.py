@@ -45,6 +45,14 @@ def _redis_errors() -> tuple[type[Exception], ...]:
     return (RedisConnectionError, RedisTimeoutError)
 
 
+def _layer_errors() -> tuple[type[Exception], ...]:
+    """A channel whose inbox on Redis is full (``CHANNEL_LAYER_CAPACITY``): the receiving process
+    is too busy, so the sender is told to try again, not that we have a bug."""
+    from channels.exceptions import ChannelFull
+
+    return (ChannelFull,)
+
+
 def _broker_errors() -> tuple[type[Exception], ...]:
     try:
         from kombu.exceptions import OperationalError as BrokerError
@@ -90,7 +98,7 @@ def started_within(func: Callable[..., _Result], seconds: float) -> Callable[...
     return bounded
 
 
-_REDIS_ERRORS = _redis_errors()
+_REDIS_ERRORS = _redis_errors() + _layer_errors()
 _BROKER_ERRORS = _broker_errors()
 _POOL_ERRORS = _pool_errors()
 

@@ -49,6 +49,13 @@ def test_a_full_pool_is_a_database_outage(error):
     assert outage_of(error) == "database"
 
 
+def test_a_full_channel_is_a_redis_outage_and_a_bug_is_none():
+    from channels.exceptions import ChannelFull
+
+    assert outage_of(ChannelFull()) == "redis"
+    assert outage_of(RuntimeError("a bug")) is None
+
+
 def test_work_that_waited_past_its_limit_for_a_thread_is_refused_without_running():
     ran = []
     late = started_within(lambda: ran.append("late"), 0.01)
