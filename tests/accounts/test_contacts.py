@@ -318,3 +318,28 @@ def test_resend_texts_a_new_code_only_for_the_right_password(anon_client):
 
 def test_resend_bad_input(anon_client):
     assert_error(anon_client.post(PHONE_RESEND, {"phone_number": PHONE}), 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("endpoint", [LOGIN, PHONE_CONFIRM, PHONE_RESEND])
+def test_an_unknown_number_costs_the_same_work_as_a_wrong_password(anon_client, argon2_hashes, endpoint):
+    # given a phone-only account with an Argon2 hash, and a record of the Argon2 work done
+    user = PatientFactory(email=None, email_verified=False, phone_number=PHONE)
+    user.set_password(STRONG_PASSWORD)
+    user.save(update_fields=["password"])
+    body = {"code": "123456"} if endpoint == PHONE_CONFIRM else {}
+    argon2_hashes.clear()
+
+    # when a number nobody has is tried, and then the account's number with a wrong password
+    unknown = anon_client.post(endpoint, {**body, "phone_number": OTHER_PHONE, "password": STRONG_PASSWORD})
+    unknown_work = list(argon2_hashes)
+    argon2_hashes.clear()
+    wrong = anon_client.post(endpoint, {**body, "phone_number": PHONE, "password": "Wrong-Password-1"})
+
+    # then both answer alike after one Argon2 computation each
+    assert unknown.status_code == wrong.status_code
+    if unknown.status_code >= 400:
+        assert _without_request_id(unknown) == _without_request_id(wrong)
+    else:
+        assert unknown.json() == wrong.json()
+    assert unknown_work == ["hash"]
+    assert argon2_hashes == ["verify"]
