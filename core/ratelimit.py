@@ -190,6 +190,13 @@ def rate_limit_enforce(*, scope: str, ident: str, rate: Rate, error: type[RateLi
     return decision
 
 
+def throttle_user_scope(scope: str, user: Any) -> Decision:
+    """Count one socket request of ``user`` on the counter the REST views of ``scope`` use (rate
+    ``<SCOPE>_THROTTLE_RATE``), or raise ``RateLimited``: one limit, REST and socket alike (e.g.
+    ``call_initiate`` for ``call.initiate``)."""
+    return rate_limit_enforce(scope=scope, ident=str(user.pk), rate=rate_setting(f"{scope.upper()}_THROTTLE_RATE"))
+
+
 # --- REST ---------------------------------------------------------------------------------------
 
 _DECISIONS = "rate_limit_decisions"

@@ -351,6 +351,24 @@ def test_call_initiation_is_one_per_five_seconds(doctor, patient, settings):
     assert again.status_code == 201, again.content
 
 
+@pytest.mark.django_db
+def test_a_socket_request_counts_on_the_same_counter_as_its_rest_scope(doctor, patient, settings):
+    from core.ratelimit import RateLimited, throttle_user_scope
+
+    settings.CALL_INITIATE_THROTTLE_RATE = "1/5s"
+    open_session(doctor, patient, starts_in_minutes=60 * 24)
+    with at(0):
+        assert client_for(doctor).post(INITIATE, {"callee_id": str(patient.pk)}).status_code == 201
+        with pytest.raises(RateLimited) as refused:
+            throttle_user_scope("call_initiate", doctor)
+    with at(5):
+        throttle_user_scope("call_initiate", doctor)
+        rest_refused = client_for(doctor).post(INITIATE, {"callee_id": str(patient.pk)})
+
+    assert refused.value.details == {"retry_after": 5}
+    assert_error(rest_refused, 429, "RATE_LIMITED")
+
+
 # --- Socket tickets and connections -------------------------------------------------------------
 
 
