@@ -26,7 +26,12 @@ from core.schema import error_response
 from messaging import selectors
 from messaging.attachment_files import read_decrypted
 from messaging.attachment_serializers import AttachmentSerializer, AttachmentUploadSerializer
-from messaging.services.attachments import ALLOWED_TYPES, attachment_name, attachment_upload
+from messaging.services.attachments import (
+    ALLOWED_TYPES,
+    attachment_delete_unsent,
+    attachment_name,
+    attachment_upload,
+)
 from messaging.throttles import AttachmentUploadThrottle
 
 SERVED_TYPES = sorted({served for served, _ in ALLOWED_TYPES.values()})
@@ -74,6 +79,21 @@ class AttachmentDetailApi(APIView):
         """An attachment's metadata: name, detected type, size, access, where it is shared."""
         attachment = selectors.attachment_get_for_user(user=request.user, attachment_id=attachment_id)
         return Response(AttachmentSerializer(attachment).data)
+
+    @extend_schema(
+        tags=["messaging"],
+        request=None,
+        responses={
+            204: None,
+            403: error_response("NOT_ATTACHMENT_OWNER: you may read this attachment but did not upload it."),
+            409: error_response("ATTACHMENT_ALREADY_SENT: it is in a message; delete the message instead."),
+        },
+    )
+    def delete(self, request: Request, attachment_id) -> Response:
+        """Withdraw an upload you have not sent: it is erased (its file deleted) and 404 from
+        then on. An attachment in a message is erased by deleting the message."""
+        attachment_delete_unsent(user=request.user, attachment_id=attachment_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class _JsonForErrors(DefaultContentNegotiation):

@@ -362,4 +362,9 @@ from config.settings.realtime import *  # noqa: E402,F403
 STORAGES["attachments"] = ATTACHMENT_STORAGE_CONFIG  # noqa: F405
 STORAGES["avatars"] = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": AVATAR_ROOT}}
 
-CELERY_BEAT_SCHEDULE = {**CONSULTATIONS_BEAT_SCHEDULE, **CALLS_BEAT_SCHEDULE, **REALTIME_BEAT_SCHEDULE}  # noqa: F405
+CELERY_BEAT_SCHEDULE = {
+    **CONSULTATIONS_BEAT_SCHEDULE,  # noqa: F405
+    **CALLS_BEAT_SCHEDULE,  # noqa: F405
+    **REALTIME_BEAT_SCHEDULE,  # noqa: F405
+    **MESSAGING_BEAT_SCHEDULE,  # noqa: F405
+}

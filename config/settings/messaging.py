@@ -32,6 +32,15 @@ ATTACHMENT_MULTIPART_OVERHEAD_BYTES = env.int("ATTACHMENT_MULTIPART_OVERHEAD_BYT
 FILE_UPLOAD_MAX_MEMORY_SIZE = ATTACHMENT_MAX_BYTES + ATTACHMENT_MULTIPART_OVERHEAD_BYTES
 # Uploads a user may make.
 ATTACHMENT_UPLOAD_THROTTLE_RATE = env.str("ATTACHMENT_UPLOAD_THROTTLE_RATE", default="10/hour")
+# A private upload never sent in a message is erased after this long; a stored file no
+# attachment points at (a process killed mid-upload) is deleted once it is this old. The sweep
+# runs every ATTACHMENT_SWEEP_SECONDS (messaging/services/sweeps.py).
+ATTACHMENT_UNSENT_RETENTION_HOURS = env.int("ATTACHMENT_UNSENT_RETENTION_HOURS", default=24)
+ATTACHMENT_ORPHAN_GRACE_MINUTES = env.int("ATTACHMENT_ORPHAN_GRACE_MINUTES", default=60)
+ATTACHMENT_SWEEP_SECONDS = env.int("ATTACHMENT_SWEEP_SECONDS", default=60 * 60)
+MESSAGING_BEAT_SCHEDULE: dict = {
+    "attachments-sweep": {"task": "messaging.tasks.attachments_sweep", "schedule": float(ATTACHMENT_SWEEP_SECONDS)},
+}
 # Where the encrypted files go: STORAGES["attachments"] (config/settings/base.py). Local files
 # under ATTACHMENT_ROOT unless ATTACHMENT_S3_BUCKET names an S3-compatible bucket (django-storages,
 # which needs boto3 installed); never served by URL either way, only by the download endpoint.

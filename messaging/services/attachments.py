@@ -28,7 +28,7 @@ from messaging.attachment_files import (
 )
 from messaging.encryption import BodyUnreadable, decrypt_body, encrypt_body, keyring, reencrypt_body
 from messaging.models import Attachment, AttachmentAccess, Conversation, Message, MessageType
-from messaging.selectors import AttachmentNotFound, conversation_member_get
+from messaging.selectors import AttachmentNotFound, attachment_get_for_user, conversation_member_get
 from messaging.services.conversations import ensure_call_chat
 from video_calls.selectors.calls import call_get_for_user
 
@@ -247,6 +247,27 @@ def attachment_erase(*, attachment_id, now: datetime | None = None) -> bool:
     )
     transaction.on_commit(lambda: delete_stored(row), robust=True)
     return True
+
+
+class NotAttachmentOwner(ApplicationError):
+    code = "NOT_ATTACHMENT_OWNER"
+    status = 403
+    default_message = "Only the uploader can delete an attachment."
+
+
+@transaction.atomic
+def attachment_delete_unsent(*, user: User, attachment_id, now: datetime | None = None) -> None:
+    """The uploader withdraws an upload that no message carries: erased as a deleted message's
+    attachment is (``attachment_erase``). One in a message goes with its message
+    (services.messages ``message_delete``): 409 ``ATTACHMENT_ALREADY_SENT``. Someone who may read
+    it but did not upload it: 403; anyone else: 404, as for every other read."""
+    attachment = attachment_get_for_user(user=user, attachment_id=attachment_id)
+    if attachment.owner_id != user.pk:
+        raise NotAttachmentOwner()
+    locked = Attachment.objects.select_for_update().filter(pk=attachment.pk, deleted_at__isnull=True).exists()
+    if locked and Message.objects.filter(attachment_id=attachment.pk).exists():
+        raise AttachmentAlreadySent("This attachment is in a message: delete the message instead.")
+    attachment_erase(attachment_id=attachment.pk, now=now)
 
 
 # --- Key rotation -------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from sessions.services.payments import SIGNATURE_HEADER, webhook_signature
 from tests.accounts.helpers import avatar_upload, image_bytes, link_in
 from tests.factories import PASSWORD, UserFactory
 from tests.sessions.factories import SessionFactory
+from video_calls.services.adhoc import call_accept, call_initiate
 
 pytestmark = pytest.mark.django_db
 
@@ -677,6 +678,10 @@ def test_adhoc_call_flow(client_as, people):
     status_of(as_patient.get(f"/api/v1/calls/{left['id']}/"), 200)
     status_of(as_patient.get("/api/v1/calls/statistics/"), 200)
     assert error_code(client_as(outsider).get(f"/api/v1/calls/{left['id']}/"), 404)
+    supervised = call_initiate(caller=doctor, callee_id=patient.pk)  # rung by the services: no ring limit
+    call_accept(call=supervised, user=patient)
+    ended = status_of(client_as(people["staff"]).post(f"/api/v1/calls/{supervised.pk}/end/"), 200)
+    assert ended["end_reason"] == "staff_ended"
 
 
 def test_group_consultation_flow(client_as, people):
@@ -684,7 +689,7 @@ def test_group_consultation_flow(client_as, people):
     as_staff, as_patient, as_outsider = client_as(staff), client_as(patient), client_as(outsider)
     group = {"title": "Case review", "invitee_ids": [str(doctor.pk), str(patient.pk)], "passcode": "1234"}
 
-    assert error_code(as_patient.post("/api/v1/calls/group/", group), 403) == "STAFF_ONLY"
+    assert error_code(as_patient.post("/api/v1/calls/group/", group), 403) == "CLINICIANS_ONLY"
     call = status_of(as_staff.post("/api/v1/calls/group/", group), 201)
     call_url = f"/api/v1/calls/{call['id']}"
     status_of(as_staff.post(f"{call_url}/join/", {}), 200)
@@ -707,6 +712,26 @@ def test_group_consultation_flow(client_as, people):
     status_of(as_staff.get(f"{call_url}/"), 200)
     status_of(as_staff.get("/api/v1/calls/history/", {"kind": "group"}), 200)
     status_of(as_staff.get("/api/v1/calls/statistics/", {"scope": "all", "period": "90d"}), 200)
+
+    # A doctor's meeting: planned times, recording and its consent, the host's changes.
+    as_doctor = client_as(doctor)
+    start = (timezone.now() + timedelta(days=1)).replace(microsecond=0)
+    planned = {"scheduled_start": start.isoformat(), "scheduled_end": (start + timedelta(hours=1)).isoformat()}
+    meeting = {"invitee_ids": [str(staff.pk)], "description": "Review", **planned, "recording_enabled": True}
+    created = status_of(as_doctor.post("/api/v1/calls/group/", meeting), 201)
+    assert created["settings"]["recording_enabled"] is True
+    meeting_url = f"/api/v1/calls/{created['id']}"
+    moved = {"title": "Moved", "scheduled_start": None, "auto_recording": True}
+    assert status_of(as_doctor.patch(f"{meeting_url}/settings/", moved), 200)["scheduled_start"] is None
+    assert error_code(as_staff.post(f"{meeting_url}/join/", {}), 409) == "RECORDING_CONSENT_REQUIRED"
+    consenting = {"recording_consent": True, "display_name": "Clinic", "audio_enabled": False}
+    status_of(as_staff.post(f"{meeting_url}/join/", consenting), 200)
+    started = as_doctor.patch(f"{meeting_url}/settings/", {"auto_recording": False})
+    assert error_code(started, 409) == "INVALID_CALL_STATE"
+    past_end = {"scheduled_end": "2000-01-01T00:00:00Z"}
+    assert error_code(as_doctor.patch(f"{meeting_url}/settings/", past_end), 400) == "VALIDATION_ERROR"
+    status_of(as_staff.get(f"{meeting_url}/participants/"), 200)
+    status_of(as_staff.post(f"{meeting_url}/end/"), 200)
 
 
 # --- Messaging -----------------------------------------------------------------------------------
@@ -808,6 +833,9 @@ def test_attachment_flow(client_as, people, settings, tmp_path):
     assert error_code(as_patient.post("/api/v1/messages/", message), 409) == "ATTACHMENT_ALREADY_SENT"
     shared = status_of(upload(pdf, access="shared_conversation", conversation_id=sent["conversation_id"]), 201)
     status_of(as_doctor.get(f"/api/v1/attachments/{shared['id']}/"), 200)
+    assert error_code(as_doctor.delete(f"/api/v1/attachments/{shared['id']}/"), 403) == "NOT_ATTACHMENT_OWNER"
+    assert error_code(as_patient.delete(f"{url}/"), 409) == "ATTACHMENT_ALREADY_SENT"
+    assert as_patient.delete(f"/api/v1/attachments/{shared['id']}/").status_code == 204
     settings.ATTACHMENT_MAX_BYTES = 100
     assert error_code(upload(pdf), 413) == "PAYLOAD_TOO_LARGE"
     cache.clear()
