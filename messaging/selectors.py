@@ -284,7 +284,11 @@ def message_list_for_user(*, user: User, conversation: Conversation, after: Mess
     ``conversation_get_for_user``) that they may see, newest first; with ``after`` (a message)
     or ``since`` (a time), only what came later, oldest first, so a client catching up pages
     forward and nothing shifts under it. Receipts come in one more query per page."""
-    messages = Message.objects.filter(visible_to(user), conversation=conversation).prefetch_related(receipts_prefetch())
+    messages = (
+        Message.objects.filter(visible_to(user), conversation=conversation)
+        .select_related("attachment")
+        .prefetch_related(receipts_prefetch())
+    )
     if after is None and since is None:
         return messages.order_by("-seq")
     if after is not None:
@@ -299,7 +303,7 @@ def message_get_for_user(*, user: User, message_id, conversation: Conversation |
         visible_to(user),
         Exists(memberships_of(user=user).filter(conversation=OuterRef("conversation"))),
         pk=message_id,
-    ).select_related("conversation")
+    ).select_related("conversation", "attachment")
     if conversation is not None:
         messages = messages.filter(conversation=conversation)
     message = messages.first()

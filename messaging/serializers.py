@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from messaging.encryption import BodyUnreadable, decrypt_body
 from messaging.models import Conversation, Message, MessageReceipt, MessageType
+from messaging.services.attachments import attachment_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,16 @@ class ReceiptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class MessageAttachmentSerializer(serializers.Serializer):
+    """What a message shows of its attachment, so a client can render it without another
+    request: the bytes stay behind ``GET attachments/<id>/download/``."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(read_only=True, allow_null=True, help_text="Null if its key is gone.")
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+
+
 class MessageSerializer(serializers.ModelSerializer):
     conversation_id = serializers.UUIDField(read_only=True)
     sender_id = serializers.UUIDField(read_only=True, allow_null=True)
@@ -59,6 +70,7 @@ class MessageSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="The file of an image, file or voice-note message: GET attachments/<id>/.",
     )
+    attachment = serializers.SerializerMethodField()
     receipts = serializers.SerializerMethodField()
 
     class Meta:
@@ -75,6 +87,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "recipient_id",
             "client_message_id",
             "attachment_id",
+            "attachment",
             "created_at",
             "deleted_at",
             "receipts",
@@ -92,6 +105,21 @@ class MessageSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.BooleanField())
     def get_body_unreadable(self, message: Message) -> bool:
         return readable_body(message)[1]
+
+    @extend_schema_field(MessageAttachmentSerializer(allow_null=True))
+    def get_attachment(self, message: Message) -> dict | None:
+        """Null for a text message, and once the message (and with it the attachment) is deleted."""
+        if message.attachment_id is None or message.is_deleted:
+            return None
+        attachment = message.attachment  # loaded with the message (selectors, services.messages)
+        if attachment.is_deleted:
+            return None
+        return {
+            "id": str(attachment.pk),
+            "name": attachment_name(attachment),
+            "content_type": attachment.content_type,
+            "size": attachment.size,
+        }
 
     @extend_schema_field(ReceiptSerializer(many=True))
     def get_receipts(self, message: Message) -> list:

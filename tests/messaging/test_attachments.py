@@ -9,6 +9,7 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from messaging.attachment_files import MAGIC
 from messaging.encryption import encrypt_body
@@ -309,6 +310,10 @@ def test_an_image_message_carries_its_attachment_to_the_recipient(direct, patien
 
     assert sent.status_code == 201, sent.json()
     assert (sent.json()["attachment_id"], sent.json()["body"]) == (str(attachment.pk), "")
+    shown = {"id": str(attachment.pk), "name": "rash.png", "content_type": "image/png", "size": len(PNG)}
+    assert sent.json()["attachment"] == shown
+    [listed] = client_for(doctor).get(f"/api/v1/conversations/{direct.pk}/messages/").json()["results"]
+    assert listed["attachment"] == shown
     assert client_for(doctor).get(metadata_url(attachment.pk)).json()["message_id"] == sent.json()["id"]
     assert downloaded(client_for(doctor).get(download_url(attachment.pk))) == PNG
 
@@ -466,3 +471,30 @@ def test_a_call_with_chat_turned_off_refuses_shared_files(group_call, doctor):
 
     assert_error(response, 403, "CHAT_DISABLED")
     assert Attachment.objects.count() == 0
+
+
+def test_a_page_of_attachment_messages_costs_the_same_queries_whatever_its_length(direct, patient, doctor):
+    client = client_for(doctor)
+    url = f"/api/v1/conversations/{direct.pk}/messages/"
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured.captured_queries)
+
+    send(patient, direct, type="image", attachment_id=upload(patient, PNG, "one.png").pk)
+    one = queries_for_page()
+    for index in range(3):
+        send(patient, direct, type="image", attachment_id=upload(patient, PNG, f"{index}.png").pk)
+
+    assert queries_for_page() == one
+
+
+def test_a_deleted_message_shows_no_attachment(direct, patient, doctor, django_capture_on_commit_callbacks):
+    attachment = upload(patient, PNG, "rash.png")
+    message = send(patient, direct, type="image", attachment_id=attachment.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client_for(patient).delete(f"/api/v1/messages/{message.pk}/").status_code in (200, 204)
+
+    [listed] = client_for(doctor).get(f"/api/v1/conversations/{direct.pk}/messages/").json()["results"]
+    assert (listed["attachment_id"], listed["attachment"]) == (str(attachment.pk), None)
