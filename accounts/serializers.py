@@ -35,15 +35,13 @@ class PhoneNumberField(serializers.CharField):
         super().__init__(validators=[validate_e164], **kwargs)
 
 
-LANGUAGE_CODES = [code for code, _ in settings.LANGUAGES]
-
-
 class PreferredLanguageField(serializers.ChoiceField):
     """A code of ``settings.LANGUAGES``; none chosen is ``null`` (stored blank)."""
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault("help_text", "A language code of settings.LANGUAGES (e.g. en, de, fr); null for none chosen.")
-        super().__init__(choices=LANGUAGE_CODES, allow_null=True, allow_blank=True, **kwargs)
+        kwargs.setdefault("allow_blank", True)  # accepted as input; answers say null
+        super().__init__(choices=list(settings.LANGUAGES), allow_null=True, **kwargs)
 
     def run_validation(self, data=serializers.empty):
         if data is None or data == "":
@@ -108,7 +106,7 @@ class PatientProfileSerializer(serializers.ModelSerializer):
 class UserSerializer(_ShownProfileMixin, serializers.ModelSerializer):
     """The signed-in user's own account, and what staff see of anyone."""
 
-    preferred_language = PreferredLanguageField(read_only=True)
+    preferred_language = PreferredLanguageField(read_only=True, allow_blank=False)
     doctor_profile = DoctorProfileSerializer(read_only=True, allow_null=True, default=None)
     patient_profile = PatientProfileSerializer(read_only=True, allow_null=True, default=None)
 
