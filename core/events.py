@@ -133,6 +133,14 @@ async def send_collected(collected: list[tuple[str, dict]]) -> None:
 DELIVERY_ATTEMPT_SECONDS = 1.0
 DELIVERY_RETRY_PAUSE_SECONDS = 0.05
 
+# A lost event's groups are told to re-sync (``connection.resync``) after each of these pauses
+# until one notice goes through: their members on other processes, whose links to Redis may be
+# fine, never saw the event. A loss under load is mostly a moment's congestion; seconds later the
+# notice gets through. Sent from server processes, whose event loop outlives the request; a
+# Celery task's loop ends with its send, and the notice with it.
+RESYNC_NOTICE_PAUSES_SECONDS = (1.0, 2.0, 4.0)
+_resync_notices: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
+
 # ``async def hook(groups) -> int``: told of an event that could not be delivered to ``groups``;
 # closes this process's connections in them for a re-sync and returns how many (realtime/consumers.py).
 DELIVERY_LOST_HOOKS: list[Callable[[tuple[str, ...]], Awaitable[int]]] = []
@@ -145,7 +153,8 @@ async def deliver(layer, groups: tuple[str, ...], message: dict[str, Any], what:
     ``event_id`` they already forwarded. A lost event is never silent: one error line (the event
     type, the number of groups and the exception type; no group names, no payload: they may
     identify patients), and the connections of this process in those groups close with 4503, so
-    their clients reconnect and re-sync (docs/realtime.md)."""
+    their clients reconnect and re-sync (docs/realtime.md); those on other processes are told to
+    do the same once Redis takes a message again (``RESYNC_NOTICE_PAUSES_SECONDS``)."""
     error: BaseException | None = None
     for attempt in range(2):
         if attempt:
@@ -168,7 +177,24 @@ async def deliver(layer, groups: tuple[str, ...], message: dict[str, Any], what:
         type(error).__name__,
         closed,
     )
+    notice = asyncio.get_running_loop().create_task(_send_resync_notice(layer, groups))
+    _resync_notices.add(notice)
+    notice.add_done_callback(_resync_notices.discard)
     return False
+
+
+async def _send_resync_notice(layer, groups: tuple[str, ...]) -> None:
+    """Tell every member of ``groups``, on any process, to close with 4503 and re-sync."""
+    for pause in RESYNC_NOTICE_PAUSES_SECONDS:
+        await asyncio.sleep(pause)
+        try:
+            await asyncio.wait_for(
+                group_send_many(layer, groups, {"type": "connection.resync"}), DELIVERY_ATTEMPT_SECONDS
+            )
+            return
+        except Exception:  # noqa: S112 - the next pause, then the log line below
+            continue
+    logger.error("Could not tell %d group(s) to re-sync after a lost event", len(groups))
 
 
 def send_on_commit(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:

@@ -402,6 +402,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """The user signed out everywhere or was suspended: this connection ends too."""
         await self.close(code=protocol.CLOSE_REVOKED)
 
+    async def connection_resync(self, message: dict) -> None:
+        """An event for one of this connection's groups was lost on another process (core.events
+        ``deliver``): close with 4503 so the client re-syncs."""
+        await self.close_for_resync()
+
 
 async def resync_group_members(groups: tuple[str, ...]) -> int:
     """An event for ``groups`` was lost (core.events ``deliver``): this process's connections in

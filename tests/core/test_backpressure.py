@@ -253,3 +253,19 @@ def test_a_lost_event_from_a_request_does_not_fail_the_request(monkeypatch):
     failing_sends(monkeypatch, failures=2)
 
     send_now(["user.1"], "presence.updated", {})  # returns: the change was committed already
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_receivers_on_other_processes_are_told_to_resync_once_redis_takes_a_message(patient, monkeypatch):
+    """The socket stands for a connection on another process: the local close does not reach it,
+    the re-sync notice sent a moment later does."""
+    monkeypatch.setattr(events, "DELIVERY_LOST_HOOKS", [])
+    monkeypatch.setattr(events, "RESYNC_NOTICE_PAUSES_SECONDS", (0.05, 0.05))
+    socket = await open_socket(patient)
+    attempts = failing_sends(monkeypatch, failures=3)  # the event twice, then the first notice
+
+    await deliver(get_channel_layer(), (user_group(patient.pk),), {"type": "connection.revoke"}, "x")
+
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": 4503}
+    assert attempts == [(user_group(patient.pk),)] * 4
