@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from importlib.metadata import version
 
 from channels_redis.core import RedisChannelLayer
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,21 @@ def installed_version() -> str:
 
 
 class FanOutRedisChannelLayer(RedisChannelLayer):
-    """channels-redis's layer plus ``group_send_many``."""
+    """channels-redis's layer plus ``group_send_many``, and encrypted.
+
+    A message waits in Redis until its receiver takes it (up to the layer's expiry): chat
+    bodies, call events with names, signals. A Redis that snapshots to disk (RDB or AOF, the
+    default of many installations) would write them there in plain text, beside the encrypted
+    database. So unless ``CHANNEL_LAYER_ENCRYPTED`` is off, every message is sealed with Fernet
+    (channels-redis's own ``symmetric_encryption_keys``) under ``CHANNEL_LAYER_ENCRYPTION_KEYS``,
+    newest first, or a key derived from ``SECRET_KEY``: every process of a deployment shares
+    both, and nothing in Redis outlives the expiry, so a rotated key loses at most a minute of
+    messages in flight."""
+
+    def __init__(self, *args, symmetric_encryption_keys=None, **kwargs) -> None:
+        if symmetric_encryption_keys is None and settings.CHANNEL_LAYER_ENCRYPTED:
+            symmetric_encryption_keys = settings.CHANNEL_LAYER_ENCRYPTION_KEYS or [settings.SECRET_KEY]
+        super().__init__(*args, symmetric_encryption_keys=symmetric_encryption_keys, **kwargs)
 
     async def group_send_many(self, groups: Iterable[str], message: dict) -> None:
         """Send ``message`` to every channel of every group, once per channel: two round trips

@@ -35,6 +35,12 @@ def _redis_layer_config(address: str) -> dict:
     }
 
 
+# Messages wait in Redis until taken (up to the layer's expiry, 60 s): encrypted there unless
+# turned off, under these keys (newest first) or one derived from SECRET_KEY
+# (core/channel_layers.py says why).
+CHANNEL_LAYER_ENCRYPTED = env.bool("CHANNEL_LAYER_ENCRYPTED", default=True)
+CHANNEL_LAYER_ENCRYPTION_KEYS = env.list("CHANNEL_LAYER_ENCRYPTION_KEYS", default=[])
+
 if _REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "core.channel_layers.FanOutRedisChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}

@@ -7,6 +7,7 @@ Against a real Redis: the ``REDIS_URL`` server in the services run, the embedded
 
 import pytest
 import pytest_asyncio
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 
 from config import embedded_redis
@@ -170,3 +171,54 @@ def test_the_installed_channels_redis_is_the_one_read():
     """``group_send_many`` uses channels-redis helpers that are not public API: on another
     release, read its ``group_send`` again before changing ``VERIFIED_VERSION``."""
     assert channel_layers.installed_version() == channel_layers.VERIFIED_VERSION
+
+
+MARKER = "DIAGNOSIS-HYPERTENSION-STAGE-2"
+
+
+async def _raw_inbox(layer, channel: str) -> bytes:
+    connection = layer.connection(layer.consistent_hash(channel))
+    return b"".join(await connection.zrange(layer.prefix + channel, 0, -1))
+
+
+@pytest.mark.asyncio
+async def test_messages_wait_in_redis_encrypted(layer):
+    await layer.group_add("user.a", "fanout.inbox")
+
+    await layer.group_send_many(["user.a"], {"type": "domain.event", "body": MARKER})
+
+    raw = await _raw_inbox(layer, "fanout.inbox")
+    assert raw and MARKER.encode() not in raw
+    assert (await layer.receive("fanout.inbox"))["body"] == MARKER
+
+
+@pytest.mark.asyncio
+async def test_with_encryption_turned_off_they_wait_in_plain_text(layer_address, settings):
+    settings.CHANNEL_LAYER_ENCRYPTED = False
+    plain = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-plain")
+    try:
+        await plain.send("fanout.inbox", {"type": "domain.event", "body": MARKER})
+        assert MARKER.encode() in await _raw_inbox(plain, "fanout.inbox")
+    finally:
+        await plain.flush()
+        await plain.close_pools()
+
+
+@pytest.mark.asyncio
+async def test_a_process_with_another_key_cannot_read_them(layer_address, settings):
+    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["the-new-key"]
+    sender = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
+    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["another-deployment"]
+    stranger = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
+    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["the-new-key", "another-deployment"]
+    rotating = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
+    try:
+        await sender.send("fanout.a", {"type": "domain.event"})
+        with pytest.raises(InvalidToken):
+            await stranger.receive("fanout.a")
+        await sender.send("fanout.b", {"type": "domain.event"})
+        assert await rotating.receive("fanout.b") == {"type": "domain.event"}
+    finally:
+        await sender.flush()
+        for layer in (sender, stranger, rotating):
+            await layer.close_pools()
