@@ -39,20 +39,23 @@ def call_group(call_id: Any) -> str:
 
 # Set while a WebSocket consumer runs domain code in a worker thread: messages are collected
 # there and sent by the consumer once the thread is done (see ``database_call``).
-_collected: ContextVar[list[tuple[str, dict]] | None] = ContextVar("collected_channel_messages", default=None)
+# Each entry is one event and the groups it goes to: one fan-out (core.channel_layers).
+_collected: ContextVar[list[tuple[tuple[str, ...], dict]] | None] = ContextVar(
+    "collected_channel_messages", default=None
+)
 
 
 def _send(groups: Iterable[str], message: dict[str, Any], what: str) -> None:
+    groups = tuple(groups)
     collected = _collected.get()
     if collected is not None:
-        collected.extend((group, message) for group in groups)
+        collected.append((groups, message))
         return
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not groups:
         return
     # A broken layer must not turn a committed change into a 500: ``deliver`` does not raise.
-    for group in groups:
-        async_to_sync(deliver)(layer, (group,), message, what)
+    async_to_sync(deliver)(layer, groups, message, what)
 
 
 def send_now(groups: Iterable[str], event_type: str, data: dict[str, Any]) -> None:
@@ -106,7 +109,7 @@ def _database_executor() -> ThreadPoolExecutor:
 async def collecting_events():
     """Hold back the channel messages emitted inside the block (by ``database_call``) and send
     them when it ends: a consumer replies to a request before the events the request caused."""
-    collected: list[tuple[str, dict]] = []
+    collected: list[tuple[tuple[str, ...], dict]] = []
     token = _collected.set(collected)
     try:
         yield
@@ -115,14 +118,15 @@ async def collecting_events():
         await send_collected(collected)
 
 
-async def send_collected(collected: list[tuple[str, dict]]) -> None:
+async def send_collected(collected: list[tuple[tuple[str, ...], dict]]) -> None:
     if not collected:  # most socket messages (signals, heartbeats) emit no event
         return
     layer = get_channel_layer()
     if layer is None:
         return
-    for group, message in collected:
-        await deliver(layer, (group,), message, message.get("event", message)["type"])
+    for groups, message in collected:
+        if groups:
+            await deliver(layer, groups, message, message.get("event", message)["type"])
 
 
 # One group send may take this long, and a failed one is tried once more after the pause. A
