@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-clock-ahead install migrate lint schema clean bench-history bench-signaling bench-chat
+.PHONY: run test test-clock-ahead install migrate lint schema clean bench-history bench-signaling bench-signaling-cross bench-surge bench-chat
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,16 @@ $(BENCH_NODE)/node_modules/.package-lock.json: $(BENCH_NODE)/package.json $(BENC
 ## bench-signaling: relay msg/s and round trips vs raw websockets and socket.io (docs/performance.md).
 bench-signaling: $(BENCH_STAMP) $(BENCH_NODE)/node_modules/.package-lock.json
 	$(BIN)/python bench/signaling/run.py $(BENCH_ARGS)
+
+## bench-signaling-cross: the same across two processes, every signal through Redis, against two socket.io
+## processes sharing @socket.io/redis-adapter (PostgreSQL; docs/performance.md).
+bench-signaling-cross: $(BENCH_STAMP) $(BENCH_NODE)/node_modules/.package-lock.json
+	$(BIN)/python bench/signaling/run.py --cross $(BENCH_ARGS)
+
+## bench-surge: P calls set up at once (ticket, socket, join) on 1 and 2 processes vs socket.io connecting
+## as many clients, on PostgreSQL and Redis (docs/performance.md).
+bench-surge: $(BENCH_STAMP) $(BENCH_NODE)/node_modules/.package-lock.json
+	$(BIN)/python bench/surge/run.py $(BENCH_ARGS)
 
 ## bench-chat: chat stored and delivered over the socket vs the relay, on PostgreSQL and Redis (docs/performance.md).
 bench-chat: $(BENCH_STAMP)

@@ -55,6 +55,7 @@ from run import (  # noqa: E402 - the signaling harness
     WindowSampler,
     _fmt,
     check_redis,
+    ensure_database,
     free_port,
     markdown_table,
     problem_parts,
@@ -133,23 +134,6 @@ class CountingSampler(WindowSampler):
         with contextlib.suppress(psycopg.Error):
             self.values["pg" + suffix] = pg_counters(self.database_url)
         self.values["redis_commands" + suffix] = redis_commands(self.redis_url)
-
-
-def ensure_database(database_url: str) -> None:
-    """Create the benchmark's database if it is missing (connecting to ``postgres`` first)."""
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"Use a plain database name, not {name!r}.")
-    try:
-        psycopg.connect(database_url, connect_timeout=5).close()
-        return
-    except psycopg.OperationalError as error:
-        if "does not exist" not in str(error):
-            raise SystemExit(f"PostgreSQL at {parts.hostname}:{parts.port or 5432}: {error}") from None
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- The harness ----------------------------------------------------------------------------

@@ -289,30 +289,95 @@ class ChannelsDialect(Dialect):
         finally:
             writer.close()
         head, _, body = raw.partition(b"\r\n\r\n")
-        status_line = head.split(b"\r\n", 1)[0].decode("latin1")
-        if " 201 " not in f"{status_line} ":
-            raise ConnectError("ticket", f"{status_line} {body[:200].decode('utf-8', 'replace')}")
+        status_line, *header_lines = head.decode("latin1").split("\r\n")
+        status = [*status_line.split(" "), ""][1]
+        if status != "201":
+            headers = dict(line.lower().split(": ", 1) for line in header_lines if ": " in line)
+            raise ConnectError(
+                "ticket",
+                f"{status_line} {body[:200].decode('utf-8', 'replace')}",
+                code=status or "no status",
+                retry_after=_seconds(headers.get("retry-after")),
+            )
         if b"transfer-encoding: chunked" in head.lower():
             body = _dechunk(body)
         return json.loads(body)["ticket"]
 
     async def open(self, user_id: str, token: str, call_id: str, deadline: float, url: str) -> ClientConnection:
-        ticket = await self.ticket(token, deadline, url)
+        try:
+            ticket = await self.ticket(token, deadline, url)
+        except (OSError, TimeoutError) as error:
+            raise _network("ticket", error) from None
         try:
             connection = await _ws_connect(f"{url}/ws/?ticket={ticket}", deadline)
         except InvalidStatus as error:
-            raise ConnectError("handshake", f"HTTP {error.response.status_code}") from None
-        ready = json.loads(await asyncio.wait_for(connection.recv(), max(0.1, deadline - time.monotonic())))
-        if ready.get("type") != "connection.ready":
-            raise ConnectError("ready", str(ready)[:200])
-        await connection.send(json.dumps({"type": "call.join", "id": "j", "data": {"call_id": call_id}}))
-        while True:  # other events (presence, participant joined) may come before the ack
-            reply = json.loads(await asyncio.wait_for(connection.recv(), max(0.1, deadline - time.monotonic())))
-            if reply.get("id") == "j":
-                break
+            status = error.response.status_code
+            retry_after = _seconds(error.response.headers.get("Retry-After"))
+            raise ConnectError("handshake", f"HTTP {status}", code=str(status), retry_after=retry_after) from None
+        except (OSError, TimeoutError) as error:
+            raise _network("handshake", error) from None
+        stage = "handshake"
+        try:
+            ready = json.loads(await asyncio.wait_for(connection.recv(), max(0.1, deadline - time.monotonic())))
+            if ready.get("type") == "error":
+                # Refused after the upgrade (docs/realtime.md): an error event, then the close.
+                await _closed(connection, deadline)
+                raise _refusal("handshake", ready, connection)
+            if ready.get("type") != "connection.ready":
+                raise ConnectError("ready", str(ready)[:200])
+            stage = "join"
+            await connection.send(json.dumps({"type": "call.join", "id": "j", "data": {"call_id": call_id}}))
+            while True:  # other events (presence, participant joined) may come before the ack
+                reply = json.loads(await asyncio.wait_for(connection.recv(), max(0.1, deadline - time.monotonic())))
+                if reply.get("id") == "j":
+                    break
+        except ConnectionClosed as closed:
+            code = _close_code(closed)
+            raise ConnectError(stage, code, code=code) from None
+        except BaseException as error:
+            await connection.close()
+            if isinstance(error, OSError | TimeoutError):
+                raise _network(stage, error) from None
+            raise
         if reply.get("type") != "ack":
-            raise ConnectError("join", json.dumps(reply.get("data"))[:200])
+            await connection.close()
+            raise _refusal("join", reply, None)
         return connection
+
+
+def _network(stage: str, error: BaseException) -> "ConnectError":
+    """A timeout or a refused or reset connection, named by the stage it happened in."""
+    name = type(error).__name__
+    return ConnectError(stage, f"{name}: {error}"[:200], code=name)
+
+
+def _seconds(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _close_code(closed: ConnectionClosed) -> str:
+    return f"close {closed.rcvd.code if closed.rcvd else 1006}"
+
+
+async def _closed(connection: ClientConnection, deadline: float) -> None:
+    """Wait (bounded) for the close that follows a refusal, so its code can be reported."""
+    with contextlib.suppress(ConnectionClosed, TimeoutError):
+        await asyncio.wait_for(connection.recv(), max(0.1, min(2.0, deadline - time.monotonic())))
+
+
+def _refusal(stage: str, reply: dict, connection: ClientConnection | None) -> "ConnectError":
+    """The ConnectError for an error event: its code, with the close code that followed it if
+    the server closed the socket, and its ``details.retry_after``."""
+    data = reply.get("data") or {}
+    code = str(data.get("code") or reply.get("type"))
+    if connection is not None and connection.close_code is not None:
+        code = f"close {connection.close_code} {code}"
+    return ConnectError(
+        stage, json.dumps(data)[:200], code=code, retry_after=_seconds((data.get("details") or {}).get("retry_after"))
+    )
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -331,9 +396,15 @@ DIALECTS: dict[str, type[Dialect]] = {"raw": RawDialect, "socketio": SocketIODia
 
 
 class ConnectError(Exception):
-    def __init__(self, stage: str, detail: str) -> None:
+    """A connection that could not be set up: the ``stage`` it failed at, the answer's ``code``
+    (HTTP status, ``close <code>`` or an error event's code) and its ``retry_after`` seconds, so a
+    client that retries (bench/surge/) can tell "too busy, come back" from a bug."""
+
+    def __init__(self, stage: str, detail: str, *, code: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"{stage}: {detail}")
         self.stage = stage
+        self.code = code
+        self.retry_after = retry_after
 
 
 # --- One worker process -------------------------------------------------------------------

@@ -12,6 +12,8 @@ Targets:
 
 - ``raw``: bench/signaling/raw_relay.py, Python ``websockets`` (the Python ceiling);
 - ``socketio``: bench/signaling/node/relay.js, Node socket.io (needs ``npm ci`` there first);
+- ``socketio-redis``: the same relay scaled out the way socket.io's users do it, as
+  ``--server-procs`` Node processes sharing ``@socket.io/redis-adapter`` on ``--redis-url``;
 - ``uvicorn`` and ``daphne``: our ASGI application (``config.asgi:application``), the full
   stack — ticket authentication, origin check, participant checks, envelope validation — on
   each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
@@ -19,6 +21,10 @@ Targets:
   ``make run`` uses it). ``uvicorn`` is the production command
   (``python -m config.serve``, with the direct path of realtime/direct.py); ``daphne`` serves
   the same application on the ordinary ASGI path.
+
+``--cross`` is the cross-process comparison (``make bench-signaling-cross``): ``socketio-redis``
+and ``uvicorn`` as two processes each on PostgreSQL, A and B of every pair on different
+processes, so every signal crosses Redis on both sides; P = 250 and 1000.
 
 Everything is bounded: each point has connect, run, drain and stop deadlines, and the whole run
 stops starting new points after ``--max-minutes``. Load goes to 127.0.0.1 only.
@@ -54,11 +60,15 @@ from config import embedded_redis  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+# --cross runs several server processes, which SQLite's locking does not allow.
+DEFAULT_CROSS_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/telehealth_bench_signaling"
 # Fixed, shared by the harness's setup script and the server, so the tokens minted in one
 # verify in the other. Benchmark-only: it protects nothing.
 BENCH_SECRET_KEY = "bench-signaling-only-secret-key-not-for-any-real-deployment-0123456789"
-REFERENCE_TARGETS = ("raw", "socketio")
+REFERENCE_TARGETS = ("raw", "socketio", "socketio-redis")
 SERVER_TARGETS = ("daphne", "uvicorn")
+# Targets run as --server-procs processes, a pair's two sides on different ones.
+SCALED_TARGETS = (*SERVER_TARGETS, "socketio-redis")
 
 
 # --- Process tree sampling ------------------------------------------------------------------
@@ -179,6 +189,8 @@ class Run:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.database_url = arguments.database_url or f"sqlite:///{self.workdir / 'db.sqlite3'}"
         self.redis_url = arguments.redis_url
+        # Redis pub/sub channels are server-wide: this run's socket.io processes share their own.
+        self.socketio_key = f"bench-socketio-{uuid.uuid4().hex[:8]}"
 
     def server_env(self, layer: str) -> dict[str, str]:
         """Our server's environment: development settings with DEBUG off (DEBUG keeps every SQL
@@ -236,6 +248,10 @@ class Run:
         elif target == "socketio":
             command = [self.arguments.node, str(HERE / "node" / "relay.js"), "--port", str(port)]
             env = dict(os.environ)
+        elif target == "socketio-redis":
+            command = [self.arguments.node, str(HERE / "node" / "relay.js"), "--port", str(port)]
+            command += ["--redis-url", self.redis_url, "--redis-key", self.socketio_key]
+            env = dict(os.environ)
         elif target == "daphne":
             command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
             env = self.server_env(layer)
@@ -264,6 +280,29 @@ class Run:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def target_name(target: str, layer: str, copies: int) -> str:
+    """How a point is named in the table: ``uvicorn/redis x2``, ``socketio-redis x2``, ``raw``."""
+    name = target if target in REFERENCE_TARGETS else f"{target}/{layer}"
+    return name + (f" x{copies}" if copies > 1 else "")
+
+
+def split_pairs(specs: list, ports: list[int]) -> None:
+    """With several processes, A on one and B on the next: every signal crosses Redis."""
+    if len(ports) < 2:
+        return
+    for index, spec in enumerate(specs):
+        spec.a_url = f"ws://127.0.0.1:{ports[index % len(ports)]}"
+        spec.b_url = f"ws://127.0.0.1:{ports[(index + 1) % len(ports)]}"
+
+
+def loadgen_kind(target: str) -> str:
+    """The load generator's dialect for a target: socket.io speaks the same wire protocol
+    however many processes share it."""
+    if target in SERVER_TARGETS:
+        return "channels"
+    return "socketio" if target.startswith("socketio") else target
+
+
 def warmup_for(arguments: argparse.Namespace, pairs: int) -> float:
     """Unless given, 2 s plus 1 s per 250 pairs: every connection's first signal looks its
     call's routes up in the database, and those lookups share one thread."""
@@ -272,9 +311,11 @@ def warmup_for(arguments: argparse.Namespace, pairs: int) -> float:
 
 def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
     arguments = run.arguments
-    copies = arguments.server_procs if target in SERVER_TARGETS else 1
-    name = target if target in REFERENCE_TARGETS else f"{target}/{layer}" + (f" x{copies}" if copies > 1 else "")
+    copies = arguments.server_procs if target in SCALED_TARGETS else 1
+    name = target_name(target, layer, copies)
     point: dict[str, Any] = {"target": name, "server": target, "layer": layer, "pairs": pairs, "server_procs": copies}
+    # The machine is shared: the load average says how much else ran beside the point.
+    point["load_average_start"] = os.getloadavg()
     try:
         specs = run.prepare(layer, pairs) if target in SERVER_TARGETS else loadgen.reference_pairs(pairs)
     except Exception as error:
@@ -283,17 +324,14 @@ def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
     ports = [free_port() for _ in range(copies)]
     slug = name.replace("/", "-").replace(" ", "")
     processes = [run.start(target, layer, port, f"{slug}-{pairs}-{index}") for index, port in enumerate(ports)]
-    if copies > 1:
-        # A on one process, B on another: every signal crosses the channel layer.
-        for index, spec in enumerate(specs):
-            spec.a_url = f"ws://127.0.0.1:{ports[index % copies]}"
-            spec.b_url = f"ws://127.0.0.1:{ports[(index + 1) % copies]}"
+    split_pairs(specs, ports)
     pids = [process.pid for process in processes]
     sampler: WindowSampler | None = None
 
     def on_window(measure_from: float, end: float) -> None:
         nonlocal sampler
-        redis_pid = redis_server_pid(run.redis_url) if layer.startswith("redis") and target in SERVER_TARGETS else None
+        uses_redis = target == "socketio-redis" or (layer.startswith("redis") and target in SERVER_TARGETS)
+        redis_pid = redis_server_pid(run.redis_url) if uses_redis else None
         sampler = WindowSampler(pids, measure_from, end, redis_pid)
         sampler.start()
         warmup = warmup_for(arguments, pairs)
@@ -304,7 +342,7 @@ def measure(run: Run, target: str, layer: str, pairs: int) -> dict[str, Any]:
             wait_for_port(port, process, timeout=60)
         point.update(
             loadgen.run_point(
-                "channels" if target in SERVER_TARGETS else target,
+                loadgen_kind(target),
                 f"ws://127.0.0.1:{ports[0]}",
                 specs,
                 procs=arguments.procs,
@@ -425,6 +463,15 @@ def write_report(
     return latest
 
 
+def socketio_reference(by_key: dict, point: dict[str, Any]) -> dict[str, Any]:
+    """The socket.io point to compare with: scaled out over as many processes (with the Redis
+    adapter) when the point is, else the single process."""
+    copies = point.get("server_procs", 1)
+    if copies > 1 or point.get("server") == "socketio-redis":
+        return by_key.get((target_name("socketio-redis", "-", copies), point["pairs"]), {})
+    return by_key.get(("socketio", point["pairs"]), {})
+
+
 def table(points: list[dict[str, Any]]) -> str:
     header = (
         "| target | P | msg/s | p50 ms | p95 ms | p99 ms | server CPU (cores) | server peak RSS MiB "
@@ -435,7 +482,7 @@ def table(points: list[dict[str, Any]]) -> str:
     by_key = {(point["target"], point["pairs"]): point for point in points}
     for point in points:
         raw = by_key.get(("raw", point["pairs"]), {})
-        sio = by_key.get(("socketio", point["pairs"]), {})
+        sio = socketio_reference(by_key, point)
         rtt = point.get("rtt_ms") or {}
         first = point.get("first_rtt_ms") or {}
         rows.append(
@@ -464,6 +511,26 @@ def table(points: list[dict[str, Any]]) -> str:
 # --- Entry point ----------------------------------------------------------------------------
 
 
+def ensure_database(database_url: str) -> None:
+    """Create the benchmark's PostgreSQL database if it is missing (connecting to ``postgres``
+    first), so a fresh clone runs without a manual step."""
+    import psycopg  # only the PostgreSQL runs need it
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"Use a plain database name, not {name!r}.")
+    try:
+        psycopg.connect(database_url, connect_timeout=5).close()
+        return
+    except psycopg.OperationalError as error:
+        if "does not exist" not in str(error):
+            raise SystemExit(f"PostgreSQL at {parts.hostname}:{parts.port or 5432}: {error}") from None
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+
 def check_redis(url: str) -> None:
     parts = urlsplit(url)
     if parts.hostname not in loadgen.LOOPBACK_HOSTS:
@@ -480,10 +547,17 @@ def check_redis(url: str) -> None:
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--pairs", default="50,250,1000", help="Comma-separated numbers of pairs (default 50,250,1000)."
+        "--pairs", default=None, help="Comma-separated numbers of pairs (default 50,250,1000; --cross 250,1000)."
     )
     parser.add_argument(
-        "--targets", default="raw,socketio,daphne,uvicorn", help="Any of raw, socketio, daphne, uvicorn."
+        "--targets",
+        default="raw,socketio,daphne,uvicorn",
+        help="Any of raw, socketio, socketio-redis, daphne, uvicorn.",
+    )
+    parser.add_argument(
+        "--cross",
+        action="store_true",
+        help="Across two processes: socketio-redis and uvicorn, --server-procs 2, PostgreSQL, P=250,1000.",
     )
     parser.add_argument("--layers", default="redis", help="Channel layers for daphne/uvicorn: any of redis, embedded.")
     parser.add_argument("--duration", type=float, default=10.0, help="Measured seconds per point.")
@@ -510,6 +584,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--node", default=shutil.which("node") or "node")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "var" / "bench"), help="Folder for the JSON results.")
     arguments = parser.parse_args(argv)
+    if arguments.cross:
+        arguments.targets, arguments.server_procs = "socketio-redis,uvicorn", 2
+        arguments.database_url = arguments.database_url or DEFAULT_CROSS_DATABASE_URL
+    if arguments.pairs is None:
+        arguments.pairs = "250,1000" if arguments.cross else "50,250,1000"
     if arguments.quick:
         arguments.pairs, arguments.duration, arguments.warmup = "50", 3.0, 1.0
     arguments.pair_counts = [int(value) for value in arguments.pairs.split(",") if value.strip()]
@@ -532,12 +611,18 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    if "socketio" in arguments.target_list and not (HERE / "node" / "node_modules" / "socket.io").is_dir():
+    node_modules = HERE / "node" / "node_modules"
+    if "socketio" in arguments.target_list and not (node_modules / "socket.io").is_dir():
         raise SystemExit("socket.io is not installed: npm ci --prefix bench/signaling/node")
-    if any(target in SERVER_TARGETS for target in arguments.target_list) and any(
-        layer.startswith("redis") for layer in arguments.layer_list
+    if "socketio-redis" in arguments.target_list and not (node_modules / "@socket.io" / "redis-adapter").is_dir():
+        raise SystemExit("@socket.io/redis-adapter is not installed: npm ci --prefix bench/signaling/node")
+    if "socketio-redis" in arguments.target_list or (
+        any(target in SERVER_TARGETS for target in arguments.target_list)
+        and any(layer.startswith("redis") for layer in arguments.layer_list)
     ):
         check_redis(arguments.redis_url)
+    if arguments.database_url.startswith("postgres"):
+        ensure_database(arguments.database_url)
     run = Run(arguments)
     points: list[dict[str, Any]] = []
     plan = [
@@ -550,16 +635,16 @@ def main(argv: list[str] | None = None) -> int:
     started_at = datetime.now(UTC)
     try:
         for target, layer, pairs in plan:
+            label = target_name(target, layer, arguments.server_procs if target in SCALED_TARGETS else 1)
             if time.monotonic() - started > arguments.max_minutes * 60:
-                name = target if target in REFERENCE_TARGETS else f"{target}/{layer}"
-                points.append({"target": name, "pairs": pairs, "fatal": ["skipped: --max-minutes reached"]})
+                points.append({"target": label, "pairs": pairs, "fatal": ["skipped: --max-minutes reached"]})
                 continue
-            label = target if target in REFERENCE_TARGETS else f"{target}/{layer}"
             print(f"[{time.monotonic() - started:6.0f} s] {label} P={pairs} ...", flush=True)
             point = measure(run, target, layer, pairs)
             print(
                 f"         {_fmt(point.get('messages_per_second'))} msg/s, "
-                f"p99 {_fmt((point.get('rtt_ms') or {}).get('p99'), 1)} ms, {problems(point)}",
+                f"p99 {_fmt((point.get('rtt_ms') or {}).get('p99'), 1)} ms, "
+                f"load {point.get('load_average_start', [0])[0]:.2f}, {problems(point)}",
                 flush=True,
             )
             points.append(point)
@@ -572,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         "procs": arguments.procs,
         "server_procs": arguments.server_procs,
         "layers": arguments.layer_list,
+        "targets": arguments.target_list,
         "database": "sqlite" if not arguments.database_url else urlsplit(arguments.database_url).scheme,
         "payload_chars": 900,
     }
