@@ -3,8 +3,9 @@
 ``add_error_responses`` declares on every operation the statuses any endpoint can answer (400,
 401, 403, 404, 429, 503; 413 for POST, PUT, PATCH and DELETE; 415 where a request body is read)
 and gives every declared error status, including those a view names itself (``409: CONFLICT``
-or ``409: None``), the ``ErrorResponse`` body. ``tests/core/test_schema_conformance.py`` checks
-real answers against it."""
+or ``409: None``), the ``ErrorResponse`` body; every answer of an API operation also names the
+``X-RateLimit-*`` headers (and a 429 ``Retry-After``). ``tests/core/test_schema_conformance.py``
+checks real answers against it."""
 
 from drf_spectacular.utils import OpenApiResponse
 
@@ -66,10 +67,33 @@ def error_response(description: str) -> OpenApiResponse:
     return OpenApiResponse(ERROR_REFERENCE, description=description)
 
 
+# Every API answer a rate limit counted carries these (core/ratelimit.py, docs/api.md#rate-limits).
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": "Requests the window of the limit closest to refusing allows.",
+    "X-RateLimit-Remaining": "Requests that limit still allows now, this one counted.",
+    "X-RateLimit-Reset": "Unix time (s) when its oldest counted request leaves the window.",
+}
+_RETRY_AFTER = {"description": "Seconds until the next request is allowed.", "schema": {"type": "integer"}}
+
+
+def _add_rate_limit_headers(result: dict, path: str, responses: dict) -> None:
+    if not path.startswith("/api/v1/"):  # the health probes are not limited
+        return
+    components = result["components"].setdefault("headers", {})
+    for name, description in RATE_LIMIT_HEADERS.items():
+        components[name] = {"description": description, "schema": {"type": "integer"}}
+    for status_code, response in responses.items():
+        headers = response.setdefault("headers", {})
+        for name in RATE_LIMIT_HEADERS:
+            headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
+        if status_code == "429":
+            headers.setdefault("Retry-After", _RETRY_AFTER)
+
+
 def add_error_responses(result: dict, generator, request, public) -> dict:
     result.setdefault("components", {}).setdefault("schemas", {})["ErrorResponse"] = ERROR_SCHEMA
     content = {"application/json": {"schema": ERROR_REFERENCE}}
-    for path_item in result.get("paths", {}).values():
+    for path, path_item in result.get("paths", {}).items():
         for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
             statuses = dict(_ERROR_STATUSES)
@@ -84,4 +108,5 @@ def add_error_responses(result: dict, generator, request, public) -> dict:
                     response["content"] = content
                     if response.get("description", _NO_BODY) == _NO_BODY:
                         response["description"] = _DEFAULT_DESCRIPTIONS.get(status_code, "An error.")
+            _add_rate_limit_headers(result, path, responses)
     return result

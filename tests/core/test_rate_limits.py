@@ -478,3 +478,26 @@ def test_on_redis_the_counter_expires_with_its_window():
     key = cache.make_and_validate_key("ratelimit:test:u")
 
     assert 0 < client.pttl(key) <= 60_000
+
+
+# --- Schema ------------------------------------------------------------------------------------
+
+
+def test_the_schema_names_the_headers_on_every_api_answer():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = [
+        (path, operation)
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/v1/")
+        for operation in item.values()
+    ]
+
+    assert schema["components"]["headers"]["X-RateLimit-Reset"]["schema"] == {"type": "integer"}
+    for path, operation in operations:
+        for status_code, response in operation["responses"].items():
+            assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(
+                response.get("headers", {})
+            ), (path, status_code)
+        assert "Retry-After" in operation["responses"]["429"]["headers"], path
