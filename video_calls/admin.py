@@ -1,5 +1,7 @@
-"""Admin for calls: participants and the event history inline, filters, and an "end call" action
-that goes through the same state machine as the API (participants are told, the session completes)."""
+"""Admin for calls: participants, recording consents and the event history inline, filters, and
+an "end call" action that goes through the same state machine as the API (participants are told,
+the session completes). Recording consents are evidence: read-only here and in their own list.
+The participant limit is checked by the model field's validator, the same as the API's."""
 
 from django.contrib import admin, messages
 from django.db import transaction
@@ -8,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
-from video_calls.models import ROOM_STATUSES, Call, CallEvent, CallParticipant, EndReason
+from video_calls.models import ROOM_STATUSES, Call, CallEvent, CallParticipant, EndReason, RecordingConsent
 from video_calls.services.common import lock_call
 from video_calls.services.lifecycle import call_finish
 
@@ -19,6 +21,7 @@ class CallParticipantInline(admin.TabularInline):
     can_delete = False
     fields = [
         "user",
+        "display_name",
         "role",
         "status",
         "waiting_since",
@@ -48,17 +51,55 @@ class CallEventInline(admin.TabularInline):
         return False
 
 
+class RecordingConsentInline(admin.TabularInline):
+    model = RecordingConsent
+    extra = 0
+    can_delete = False
+    fields = ["user", "consented_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Call | None = None) -> bool:
+        return False
+
+
+@admin.register(RecordingConsent)
+class RecordingConsentAdmin(admin.ModelAdmin):
+    """Who agreed to be recorded in which call, and when; nobody adds, edits or deletes one."""
+
+    list_display = ["consented_at", "call", "user"]
+    list_filter = ["consented_at"]
+    search_fields = ["call__id", "user__email"]
+    date_hierarchy = "consented_at"
+    list_select_related = ["call", "user"]
+    fields = ["call", "user", "consented_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: RecordingConsent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: RecordingConsent | None = None) -> bool:
+        return False
+
+
 @admin.register(Call)
 class CallAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "media", "status", "session", "host", "created_at", "duration_seconds", "end_reason"]
-    list_filter = ["status", "kind", "media", "end_reason", "waiting_room_enabled", "created_at"]
+    list_filter = ["status", "kind", "media", "end_reason", "waiting_room_enabled", "recording_enabled", "created_at"]
     search_fields = ["id", "room_name", "session__id", "initiated_by__email", "host__email"]
     date_hierarchy = "created_at"
     list_select_related = ["session", "host"]
-    inlines = [CallParticipantInline, CallEventInline]
+    inlines = [CallParticipantInline, RecordingConsentInline, CallEventInline]
     actions = ["end_calls"]
-    # Status and times change only through the state machine.
+    # Status and times change only through the state machine; the planned times and recording
+    # only through the API, which applies the rules once the call started and tells participants.
     readonly_fields = [
+        "scheduled_start",
+        "scheduled_end",
+        "recording_enabled",
+        "auto_recording",
         "kind",
         "media",
         "session",

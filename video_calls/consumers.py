@@ -27,7 +27,7 @@ from realtime.registry import handles, on_event, on_layer_lost
 from video_calls.models import ParticipantStatus
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.routes import call_routes
-from video_calls.serializers import MediaUpdateSerializer, join_payload
+from video_calls.serializers import CallJoinSerializer, MediaUpdateSerializer, join_payload
 from video_calls.services.media import media_update
 from video_calls.services.rooms import call_join, call_leave
 
@@ -48,8 +48,8 @@ class CallIdSerializer(serializers.Serializer):
     call_id = serializers.UUIDField()
 
 
-class CallJoinSocketSerializer(CallIdSerializer):
-    passcode = serializers.CharField(required=False, allow_blank=True, max_length=64)
+class CallJoinSocketSerializer(CallIdSerializer, CallJoinSerializer):
+    """REST's join fields (passcode, display name, media state, recording consent) and the call."""
 
 
 class MediaUpdateSocketSerializer(CallIdSerializer, MediaUpdateSerializer):
@@ -59,11 +59,11 @@ class MediaUpdateSocketSerializer(CallIdSerializer, MediaUpdateSerializer):
 # --- Join, leave, media ---------------------------------------------------------------------
 
 
-def _join(*, user, call_id: UUID, passcode: str, channel_name: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+def _join(*, user, call_id: UUID, channel_name: str, **join_fields: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Join, point this connection at the call, and read the call's routes in the same trip
     to the database (the first signal then needs none)."""
     call = call_get_for_user(user=user, call_id=call_id)
-    result = call_join(call=call, user=user, passcode=passcode)
+    result = call_join(call=call, user=user, **join_fields)
     if result.participant.status == ParticipantStatus.JOINED:
         presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
     return join_payload(result, call_with_participants(call_id=call.pk)), call_routes(call_id=call.pk)
@@ -75,12 +75,9 @@ async def join(connection, data: dict) -> dict:
     call with its participant list and media credentials: the snapshot a reconnecting client
     needs. The others hear ``call.participant_joined``."""
     call_id = data["call_id"]
+    join_fields = {name: value for name, value in data.items() if name != "call_id"}
     payload, routes = await database_call(
-        _join,
-        user=connection.user,
-        call_id=call_id,
-        passcode=data.get("passcode", ""),
-        channel_name=connection.channel_name,
+        _join, user=connection.user, call_id=call_id, channel_name=connection.channel_name, **join_fields
     )
     await connection.group_join(call_group(call_id))
     connection.calls.add(str(call_id))

@@ -1,14 +1,17 @@
 """Calls, their participants, a row per lifecycle transition, and per-participant quality samples.
 
 A call is the room of a booked session (one per session), an ad-hoc call from a caller to a
-callee that rings first, or a group consultation that staff set up with several invitees. Status changes happen only in ``video_calls.services``,
-as conditional updates, so concurrent actions resolve to one winner.
+callee that rings first, or a group consultation that a doctor or staff member sets up with
+several invitees. Status changes happen only in ``video_calls.services``, as conditional updates,
+so concurrent actions resolve to one winner. When a call is recorded (by the media platform), each
+participant's consent is kept here (``RecordingConsent``).
 """
 
 import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -38,6 +41,27 @@ class CallStatus(models.TextChoices):
     MISSED = "missed", "Missed"
     CANCELLED = "cancelled", "Cancelled"
     FAILED = "failed", "Failed"
+
+
+# The fewest places a call has: its host and one more.
+MIN_PARTICIPANTS = 2
+
+
+def participant_cap() -> int:
+    """The most places any call may have (``CALL_MAX_PARTICIPANTS``). Read when a limit is
+    checked, not at import, so the model, the admin form, the API and the services all apply the
+    setting in force (and no migration records its value)."""
+    return settings.CALL_MAX_PARTICIPANTS
+
+
+def validate_participant_limit(value: int) -> None:
+    """A call's ``max_participants`` lies between ``MIN_PARTICIPANTS`` and ``participant_cap()``:
+    the model field's validator, hence the admin form's, and the API serializers'."""
+    cap = participant_cap()
+    if not MIN_PARTICIPANTS <= value <= cap:
+        raise ValidationError(
+            "Between %(lowest)s and %(cap)s.", code="out_of_range", params={"lowest": MIN_PARTICIPANTS, "cap": cap}
+        )
 
 
 LIVE_CALL_STATUSES = (CallStatus.WAITING, CallStatus.RINGING, CallStatus.ONGOING)
@@ -73,15 +97,24 @@ class Call(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="calls_hosted"
     )
     title = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(max_length=2000, blank=True, default="")
+    # A group consultation's planned times, set by its host (reference 004's meetings). Shown and
+    # sent, not enforced: a session room's times are its session's, and no sweep reads these.
+    scheduled_start = models.DateTimeField(null=True, blank=True)
+    scheduled_end = models.DateTimeField(null=True, blank=True)
 
     # Per-call settings (references 002 and 004).
-    max_participants = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(2)])
+    max_participants = models.PositiveSmallIntegerField(default=2, validators=[validate_participant_limit])
     passcode_hash = models.CharField(max_length=128, blank=True, default="")
     allow_join_before_host = models.BooleanField(default=False)
     waiting_room_enabled = models.BooleanField(default=True)
     chat_enabled = models.BooleanField(default=True)
     screen_share_enabled = models.BooleanField(default=True)
     mute_on_join = models.BooleanField(default=False)
+    # The media platform records; joining a call with recording enabled needs the participant's
+    # consent (``RecordingConsent``). ``auto_recording``: the platform starts recording at the start.
+    recording_enabled = models.BooleanField(default=False)
+    auto_recording = models.BooleanField(default=False)
 
     # Lifecycle times, set by the server only.
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -102,6 +135,16 @@ class Call(models.Model):
                 fields=["session"],
                 condition=models.Q(kind="session"),
                 name="video_calls_one_room_per_session",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(auto_recording=False) | models.Q(recording_enabled=True),
+                name="video_calls_auto_recording_needs_recording",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(scheduled_start__isnull=True)
+                | models.Q(scheduled_end__isnull=True)
+                | models.Q(scheduled_end__gt=models.F("scheduled_start")),
+                name="video_calls_scheduled_end_after_start",
             ),
         ]
         indexes = [models.Index(fields=["status", "created_at"])]
@@ -147,6 +190,9 @@ class CallParticipant(models.Model):
     joined_at = models.DateTimeField(null=True, blank=True, help_text="Latest join.")
     left_at = models.DateTimeField(null=True, blank=True, help_text="Latest leave.")
     connected_seconds = models.PositiveIntegerField(default=0, help_text="Sum over every join-leave span.")
+    display_name = models.CharField(
+        max_length=150, blank=True, default="", help_text="Name asked for at the latest join; blank: the user's own."
+    )
     audio_enabled = models.BooleanField(default=True)
     video_enabled = models.BooleanField(default=True)
     screen_sharing = models.BooleanField(default=False)
@@ -203,6 +249,23 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class RecordingConsent(models.Model):
+    """A participant agreed to be recorded in one call: who, when, for which call. Given with the
+    first join while the call's recording is enabled, kept once per person and call, and never
+    changed; the rows are evidence, so neither the call nor the user can be deleted under them."""
+
+    call = models.ForeignKey(Call, on_delete=models.PROTECT, related_name="recording_consents")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="call_recording_consents")
+    consented_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["consented_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["call", "user"], name="video_calls_one_consent_per_participant")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} consented to recording in {self.call_id} at {self.consented_at:%Y-%m-%d %H:%M:%S}"
 
 
 class QualityGrade(models.TextChoices):

@@ -10,7 +10,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.serializers import UnsetAsNullChoiceField
-from video_calls.models import Call, CallMedia, CallParticipant, EndReason, ParticipantStatus
+from video_calls.models import (
+    Call,
+    CallMedia,
+    CallParticipant,
+    EndReason,
+    ParticipantStatus,
+    validate_participant_limit,
+)
 from video_calls.selectors.rooms import HOST_STATUSES, WaitingStatus
 from video_calls.services.access import JoinResult
 
@@ -23,12 +30,17 @@ class UserBriefSerializer(serializers.Serializer):
 
 class CallParticipantSerializer(serializers.ModelSerializer):
     user = UserBriefSerializer(read_only=True)
+    display_name = serializers.SerializerMethodField(
+        help_text="The name shown in this call: the one the latest join asked for, else the user's own "
+        "(their profile's display name, else their full name)."
+    )
     is_host = serializers.SerializerMethodField()
 
     class Meta:
         model = CallParticipant
         fields = [
             "user",
+            "display_name",
             "role",
             "status",
             "is_host",
@@ -43,6 +55,9 @@ class CallParticipantSerializer(serializers.ModelSerializer):
             "screen_sharing",
         ]
         read_only_fields = fields
+
+    def get_display_name(self, participant: CallParticipant) -> str:
+        return participant.display_name or participant.user.shown_name
 
     def get_is_host(self, participant: CallParticipant) -> bool:
         host_id = self.context.get("host_id")
@@ -59,6 +74,10 @@ class CallSettingsSerializer(serializers.Serializer):
     chat_enabled = serializers.BooleanField(read_only=True)
     screen_share_enabled = serializers.BooleanField(read_only=True)
     mute_on_join = serializers.BooleanField(read_only=True)
+    recording_enabled = serializers.BooleanField(
+        read_only=True, help_text="The media platform records the call; joining needs recording_consent."
+    )
+    auto_recording = serializers.BooleanField(read_only=True, help_text="Recording starts when the call starts.")
 
     def get_has_passcode(self, call: Call) -> bool:
         return bool(call.passcode_hash)
@@ -82,6 +101,9 @@ class CallSerializer(serializers.ModelSerializer):
             "session_id",
             "room_name",
             "title",
+            "description",
+            "scheduled_start",
+            "scheduled_end",
             "host_id",
             "initiated_by_id",
             "settings",
@@ -165,8 +187,26 @@ class CallDeclineSerializer(serializers.Serializer):
 
 
 class CallJoinSerializer(serializers.Serializer):
+    """Left out, ``display_name`` is the user's own and the media state the user's meeting
+    defaults (``default_audio_enabled`` with ``auto_join_audio``, ``default_video_enabled``)."""
+
     passcode = serializers.CharField(
         required=False, allow_blank=True, max_length=128, default="", trim_whitespace=False
+    )
+    display_name = serializers.CharField(
+        required=False, max_length=150, help_text="The name shown to the others in this call."
+    )
+    audio_enabled = serializers.BooleanField(
+        required=False, help_text="Join with the microphone on. The room's mute_on_join turns it off."
+    )
+    video_enabled = serializers.BooleanField(
+        required=False, help_text="Join with the camera on; true in a voice call is 400 VOICE_CALL."
+    )
+    recording_consent = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Agree to being recorded: needed once per call while its recording is enabled "
+        "(409 RECORDING_CONSENT_REQUIRED otherwise).",
     )
 
 
@@ -181,8 +221,23 @@ class MediaUpdateSerializer(serializers.Serializer):
         return attrs
 
 
+_LIMIT_HELP = "Between 2 and CALL_MAX_PARTICIPANTS (8 by default)."
+
+
+def _participant_limit_field(**kwargs: Any) -> serializers.IntegerField:
+    """The limit checked by the model's own validator, so the API and the admin share one cap."""
+    return serializers.IntegerField(validators=[validate_participant_limit], help_text=_LIMIT_HELP, **kwargs)
+
+
 class RoomSettingsSerializer(serializers.Serializer):
-    max_participants = serializers.IntegerField(required=False, min_value=2, max_value=1000)
+    """What the host may change; once the call started, not ``scheduled_start``,
+    ``auto_recording``, nor ``recording_enabled`` to true (docs/calls.md)."""
+
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    scheduled_start = serializers.DateTimeField(required=False, allow_null=True, help_text="Null clears it.")
+    scheduled_end = serializers.DateTimeField(required=False, allow_null=True, help_text="Null clears it.")
+    max_participants = _participant_limit_field(required=False)
     passcode = serializers.CharField(
         required=False, allow_blank=True, max_length=128, trim_whitespace=False, help_text="Empty removes it."
     )
@@ -191,6 +246,8 @@ class RoomSettingsSerializer(serializers.Serializer):
     chat_enabled = serializers.BooleanField(required=False)
     screen_share_enabled = serializers.BooleanField(required=False)
     mute_on_join = serializers.BooleanField(required=False)
+    recording_enabled = serializers.BooleanField(required=False, help_text="False also turns auto_recording off.")
+    auto_recording = serializers.BooleanField(required=False, help_text="Needs recording_enabled.")
 
 
 class InviteSerializer(serializers.Serializer):
@@ -199,9 +256,12 @@ class InviteSerializer(serializers.Serializer):
 
 class GroupConsultationCreateSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    scheduled_start = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    scheduled_end = serializers.DateTimeField(required=False, allow_null=True, default=None)
     media = serializers.ChoiceField(choices=CallMedia.choices, default=CallMedia.VIDEO)
     invitee_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=100)
-    max_participants = serializers.IntegerField(required=False, min_value=2, max_value=1000)
+    max_participants = _participant_limit_field(required=False)
     passcode = serializers.CharField(
         required=False, allow_blank=True, max_length=128, default="", trim_whitespace=False
     )
@@ -210,6 +270,8 @@ class GroupConsultationCreateSerializer(serializers.Serializer):
     chat_enabled = serializers.BooleanField(required=False, default=True)
     screen_share_enabled = serializers.BooleanField(required=False, default=True)
     mute_on_join = serializers.BooleanField(required=False, default=False)
+    recording_enabled = serializers.BooleanField(required=False, default=False)
+    auto_recording = serializers.BooleanField(required=False, default=False, help_text="Needs recording_enabled.")
 
 
 # --- Waiting room -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import time_machine
 from sessions.models import SessionStatus
 from tests.factories import StaffFactory
 from tests.video_calls.call_helpers import NOW, open_session
+from tests.video_calls.factories import CallFactory
 from video_calls.models import Call, CallStatus, EndReason
 from video_calls.services.rooms import call_join, session_room_get_or_create
 
@@ -67,3 +68,45 @@ def test_end_call_action_leaves_finished_calls_alone(admin_client, ongoing_room)
     )
 
     assert "were not live" in response.content.decode()
+
+
+def _change_form(call, **fields) -> dict:
+    """The call's change form as the admin posts it (its inlines are empty)."""
+    data = {
+        "title": call.title,
+        "description": call.description,
+        "max_participants": call.max_participants,
+        "waiting_room_enabled": "on",
+        "chat_enabled": "on",
+        "screen_share_enabled": "on",
+        **fields,
+    }
+    for prefix in ("participants", "recording_consents", "events"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0, f"{prefix}-MAX_NUM_FORMS": 1000})
+    return data
+
+
+@pytest.mark.parametrize(("limit", "accepted"), [(8, True), (9, False), (500, False), (1, False)])
+def test_the_admin_form_applies_the_apis_participant_cap(admin_client, limit, accepted):
+    call = CallFactory(kind="group", status=CallStatus.WAITING)
+
+    response = admin_client.post(f"{CHANGELIST}{call.pk}/change/", _change_form(call, max_participants=limit))
+
+    call.refresh_from_db()
+    assert (call.max_participants == limit) is accepted
+    if accepted:
+        assert response.status_code == 302, response.content
+    else:
+        assert response.status_code == 200
+        assert "Between 2 and 8." in response.content.decode()
+
+
+def test_the_admin_cap_follows_the_setting(admin_client, settings):
+    settings.CALL_MAX_PARTICIPANTS = 12
+    call = CallFactory(kind="group", status=CallStatus.WAITING)
+
+    response = admin_client.post(f"{CHANGELIST}{call.pk}/change/", _change_form(call, max_participants=12))
+
+    assert response.status_code == 302, response.content
+    call.refresh_from_db()
+    assert call.max_participants == 12

@@ -72,6 +72,8 @@ def test_room_is_created_once_per_session(session, doctor, patient, doctor_clien
         "chat_enabled": True,
         "screen_share_enabled": True,
         "mute_on_join": False,
+        "recording_enabled": False,
+        "auto_recording": False,
     }
     roles = {p["user"]["id"]: (p["role"], p["is_host"]) for p in body["participants"]}
     assert roles == {str(doctor.pk): ("doctor", True), str(patient.pk): ("patient", False)}

@@ -1,12 +1,16 @@
 """Pieces every call service shares: locking a call, finding the caller's participant row, role
-checks, and the realtime events (who hears what is decided here, once; docs/calls.md lists them)."""
+checks, who may reach whom, field errors in the documented shape, and the realtime events (who
+hears what is decided here, once; docs/calls.md lists them)."""
 
 from collections.abc import Iterable
 from typing import Any
 
-from accounts.models import User
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User
 from core.events import call_group, send_on_commit, user_group
-from core.exceptions import PermissionDenied
+from core.exceptions import InvalidInput, PermissionDenied
+from sessions.selectors import care_relation_ids
 from video_calls.models import Call, CallParticipant, ParticipantRole, ParticipantStatus
 
 # Roles that may run a call: they never wait in the waiting room and can take over as host.
@@ -21,6 +25,25 @@ class NotHost(PermissionDenied):
 class NotParticipant(PermissionDenied):
     code = "NOT_PARTICIPANT"
     default_message = "You are not a participant of this call."
+
+
+def invalid_field(field: str, message: str, code: str, *, error_code: str = InvalidInput.code) -> InvalidInput:
+    """A refusal of one input field in the shape of docs/errors.md: ``details`` maps the field
+    to a list of ``{message, code}``, exactly as a serializer's ``VALIDATION_ERROR`` does, so a
+    client reads a service's field errors and a serializer's the same way."""
+    return InvalidInput(message, code=error_code, details={field: [{"message": message, "code": code}]})
+
+
+def users_reachable_by(*, user: User) -> QuerySet[User]:
+    """The active users ``user`` may bring into a call: staff anyone; a doctor other clinicians
+    and their patients; a patient their doctors ("their": the care relationship of
+    ``sessions.selectors.care_relation_ids``). Anyone else is answered as unknown."""
+    users = User.objects.filter(is_active=True)
+    if user.is_clinic_staff:
+        return users
+    if user.is_doctor:
+        return users.filter(Q(role__in=[Role.DOCTOR, Role.STAFF]) | Q(pk__in=care_relation_ids(user=user)))
+    return users.filter(pk__in=care_relation_ids(user=user))
 
 
 def lock_call(call: Call) -> Call:

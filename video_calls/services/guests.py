@@ -1,21 +1,22 @@
 """Guests and group calls (references 002 and 004): the host invites people into a session's room
-(an interpreter, a family member, a second clinician), staff set up group consultations with
-several invitees, invitees decline (accepting is joining), and the host removes a participant.
+(an interpreter, a family member, a second clinician), doctors and staff set up group
+consultations with several invitees, invitees decline (accepting is joining), and the host
+removes a participant.
 
 Each invitation to a session room raises the room's limit by one (a 1:1 room admits its two
 participants), never beyond ``CALL_MAX_PARTICIPANTS``.
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from core.exceptions import Conflict, NotFound
 from video_calls.models import (
     ROOM_STATUSES,
     Call,
@@ -26,8 +27,11 @@ from video_calls.models import (
     CallStatus,
     ParticipantRole,
     ParticipantStatus,
+    participant_cap,
 )
+from video_calls.selectors.rooms import CliniciansOnly
 from video_calls.services.common import (
+    invalid_field,
     lock_call,
     notify_call_room,
     notify_users,
@@ -35,9 +39,10 @@ from video_calls.services.common import (
     require_host,
     require_participant,
     user_ref,
+    users_reachable_by,
 )
 from video_calls.services.lifecycle import host_pass_if_leaving
-from video_calls.services.rooms import RoomFull
+from video_calls.services.rooms import RoomFull, check_recording, check_schedule
 from video_calls.services.state import (
     InvalidCallState,
     InvalidParticipantState,
@@ -53,11 +58,6 @@ _HOLDING_A_PLACE = (
     ParticipantStatus.ADMITTED,
     ParticipantStatus.JOINED,
 )
-
-
-class StaffOnly(PermissionDenied):
-    code = "STAFF_ONLY"
-    default_message = "Only clinic staff can do this."
 
 
 def _invitation_event(call: Call, invitee: User, by: User) -> None:
@@ -94,8 +94,8 @@ def participant_invite(*, call: Call, user: User, invitee_id: UUID) -> CallParti
     holding = CallParticipant.objects.filter(call=call, status__in=_HOLDING_A_PLACE).count()
     needed = holding + 1
     if needed > call.max_participants:
-        if needed > settings.CALL_MAX_PARTICIPANTS:
-            raise RoomFull(details={"max_participants": settings.CALL_MAX_PARTICIPANTS})
+        if needed > participant_cap():
+            raise RoomFull(details={"max_participants": participant_cap()})
         Call.objects.filter(pk=call.pk).update(max_participants=needed, updated_at=now)
         call.max_participants = needed
 
@@ -151,6 +151,9 @@ def group_consultation_create(
     user: User,
     invitee_ids: Sequence[UUID],
     title: str = "",
+    description: str = "",
+    scheduled_start: datetime | None = None,
+    scheduled_end: datetime | None = None,
     media: str = CallMedia.VIDEO,
     max_participants: int | None = None,
     passcode: str = "",
@@ -159,15 +162,20 @@ def group_consultation_create(
     chat_enabled: bool = True,
     screen_share_enabled: bool = True,
     mute_on_join: bool = False,
+    recording_enabled: bool = False,
+    auto_recording: bool = False,
 ) -> Call:
-    """Staff set up a group consultation; they are its host and every invitee is told."""
-    if not user.is_clinic_staff:
-        raise StaffOnly()
+    """A doctor or staff member sets up a group consultation; they host it and every invitee is
+    told. Invitees are people the host may reach (``users_reachable_by``: a doctor their patients
+    and other clinicians, staff anyone); anyone else is answered as unknown (404), like an id
+    that does not exist."""
+    if not (user.is_doctor or user.is_clinic_staff):
+        raise CliniciansOnly("Only doctors and clinic staff can set up a group consultation.")
     now = timezone.now()
     invitee_ids = list(dict.fromkeys(invitee_ids))
     if user.pk in invitee_ids:
-        raise InvalidInput("You are the host; do not invite yourself.", details={"invitee_ids": ["Includes you."]})
-    invitees = list(User.objects.filter(pk__in=invitee_ids, is_active=True))
+        raise invalid_field("invitee_ids", "You are the host; do not invite yourself.", "includes_host")
+    invitees = list(users_reachable_by(user=user).filter(pk__in=invitee_ids))
     if len(invitees) != len(invitee_ids):
         known = {invitee.pk for invitee in invitees}
         raise NotFound(
@@ -175,12 +183,15 @@ def group_consultation_create(
             code="USER_NOT_FOUND",
             details={"invitee_ids": [str(uid) for uid in invitee_ids if uid not in known]},
         )
+    check_schedule(start=scheduled_start, end=scheduled_end, changed=("scheduled_start", "scheduled_end"), now=now)
+    check_recording(recording_enabled=recording_enabled, auto_recording=auto_recording)
     needed = len(invitees) + 1
     limit = max_participants if max_participants is not None else needed
-    if not needed <= limit <= settings.CALL_MAX_PARTICIPANTS:
-        raise InvalidInput(
-            "Too many participants for one call.",
-            details={"max_participants": [f"Between {needed} and {settings.CALL_MAX_PARTICIPANTS}."]},
+    if not needed <= limit <= participant_cap():
+        raise invalid_field(
+            "max_participants",
+            f"Between {needed} (the host and the invitees) and {participant_cap()}.",
+            "out_of_range",
         )
     call = Call.objects.create(
         kind=CallKind.GROUP,
@@ -189,6 +200,9 @@ def group_consultation_create(
         initiated_by=user,
         host=user,
         title=title,
+        description=description,
+        scheduled_start=scheduled_start,
+        scheduled_end=scheduled_end,
         max_participants=limit,
         passcode_hash=make_password(passcode) if passcode else "",
         allow_join_before_host=allow_join_before_host,
@@ -196,10 +210,12 @@ def group_consultation_create(
         chat_enabled=chat_enabled,
         screen_share_enabled=screen_share_enabled,
         mute_on_join=mute_on_join,
+        recording_enabled=recording_enabled,
+        auto_recording=auto_recording,
     )
     CallParticipant.objects.bulk_create(
         [
-            CallParticipant(call=call, user=user, role=ParticipantRole.STAFF, invited_at=now, admitted_at=now),
+            CallParticipant(call=call, user=user, role=participant_role_for(user), invited_at=now, admitted_at=now),
             *(
                 CallParticipant(
                     call=call,
