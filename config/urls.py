@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("messaging.urls")),
     path("", include("presence.urls")),
     path("", include("realtime.urls")),
+    path("", include("audit.urls")),
 ]
 
 urlpatterns = [

@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "messaging",
     "presence",
     "realtime",
+    "pgtrigger",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # X-RateLimit-* on every answer a throttle counted (core/ratelimit.py).
     "core.ratelimit.RateLimitHeadersMiddleware",
+    # Last: it calls the view itself, in the transaction its audit entry joins (audit/middleware.py).
+    "audit.middleware.AuditMiddleware",
 ]
 
 # JSON bodies above this size are refused with 413 PAYLOAD_TOO_LARGE.
@@ -352,6 +356,7 @@ LOGGING = {
     },
 }
 
+from config.settings.audit import *  # noqa: E402,F403
 from config.settings.calls import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.channels import *  # noqa: E402,F403
@@ -367,4 +372,5 @@ CELERY_BEAT_SCHEDULE = {
     **CALLS_BEAT_SCHEDULE,  # noqa: F405
     **REALTIME_BEAT_SCHEDULE,  # noqa: F405
     **MESSAGING_BEAT_SCHEDULE,  # noqa: F405
+    **AUDIT_BEAT_SCHEDULE,  # noqa: F405
 }

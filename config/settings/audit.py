@@ -1,0 +1,11 @@
+"""The audit trail (audit/, docs/operations.md#audit-trail): how long entries are kept, and the
+prune that enforces it."""
+
+from config.settings.env import env
+
+# Six years, as HIPAA keeps its required documentation (45 CFR §164.316(b)(2)).
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=6 * 365)
+AUDIT_PRUNE_SECONDS = env.int("AUDIT_PRUNE_SECONDS", default=24 * 60 * 60)
+AUDIT_BEAT_SCHEDULE: dict = {
+    "audit-prune": {"task": "audit.tasks.audit_prune_expired", "schedule": float(AUDIT_PRUNE_SECONDS)},
+}
