@@ -103,8 +103,9 @@ def test_the_list_costs_the_same_queries_whatever_the_page_size(patient, page_si
         send(patient, conversation, "Hello")
     client = client_for(patient)
 
-    # when a page is listed: authentication, the count, the page, its members, its last messages
-    with django_assert_num_queries(5):
+    # when a page is listed: authentication, the count, the page, its members, its last messages,
+    # the audit entry
+    with django_assert_num_queries(6):
         response = client.get("/api/v1/conversations/", {"page_size": page_size})
 
     assert len(response.json()["results"]) == page_size

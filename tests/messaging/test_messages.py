@@ -317,8 +317,8 @@ def test_the_message_list_costs_the_same_queries_whatever_the_page_size(
     client = client_for(patient)
 
     for page_size in (1, 25):
-        # authentication, the conversation, the count, the page, its receipts
-        with django_assert_num_queries(5):
+        # authentication, the conversation, the count, the page, its receipts, the audit entry
+        with django_assert_num_queries(6):
             client.get(f"/api/v1/conversations/{direct.pk}/messages/", {"page_size": page_size})
 
 

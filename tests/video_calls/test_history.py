@@ -298,8 +298,9 @@ def _bulk_calls(count: int, *, doctor, patient) -> None:
     )
 
 
-# user; count; the page with initiators and quality figures; the page's participants with users
-HISTORY_QUERIES = 4
+# user; count; the page with initiators and quality figures; the page's participants with users;
+# the audit entry
+HISTORY_QUERIES = 5
 
 
 def test_the_history_costs_the_same_queries_with_10_or_10000_calls(
@@ -441,10 +442,11 @@ def test_detail_costs_the_same_queries_however_big_the_call(doctor, patient, pat
         CallQualitySampleFactory.create_batch(3, participant=guest)
         CallEventFactory.create_batch(3, call=big, actor=guest.user, type=CallEventType.JOINED)
 
-    # user; call with initiator, host and quality figures; participants; events; quality summary
-    with django_assert_num_queries(5):
+    # user; call with initiator, host and quality figures; participants; events; quality summary;
+    # the audit entry
+    with django_assert_num_queries(6):
         patient_client.get(detail_url(small.id))
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         response = patient_client.get(detail_url(big.id))
 
     assert len(response.json()["participants"]) == 6

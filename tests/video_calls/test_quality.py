@@ -419,11 +419,12 @@ def test_a_page_past_the_end_is_not_found(live_call, patient_client):
 
 def test_listing_costs_the_same_queries_for_few_or_many_samples(live_call, patient_client, django_assert_num_queries):
     _samples(live_call, 2)
-    with django_assert_num_queries(4):  # user, call scope, count, page with participants and users
+    # user, call scope, count, page with participants and users, the audit entry
+    with django_assert_num_queries(5):
         few = patient_client.get(quality_url(live_call.id))
     _samples(live_call, 40)
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         many = patient_client.get(quality_url(live_call.id))
 
     assert (len(few.json()["results"]), len(many.json()["results"])) == (2, 20)

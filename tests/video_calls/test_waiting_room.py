@@ -83,8 +83,8 @@ def test_queue_query_count_does_not_grow(room, patient_client, doctor, doctor_cl
             status=ParticipantStatus.WAITING, waiting_since=NOW
         )
 
-    # Authentication (1) + count (1) + page with users, calls and sessions joined (1)
-    with django_assert_num_queries(3):
+    # Authentication (1) + count (1) + page with users, calls and sessions joined (1) + audit entry (1)
+    with django_assert_num_queries(4):
         response = doctor_client.get("/api/v1/calls/waiting-room/")
 
     assert response.json()["count"] == 4
