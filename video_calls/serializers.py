@@ -9,6 +9,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.schema import error_response
 from core.serializers import UnsetAsNullChoiceField
 from video_calls.models import (
     Call,
@@ -323,3 +324,45 @@ def waiting_status_payload(status: WaitingStatus) -> dict[str, Any]:
             "host_status": status.host_status,
         }
     ).data
+
+
+# --- Error answers of the meeting endpoints, as the schema describes them (docs/calls.md) -------
+
+_FIELD_ERRORS = "VALIDATION_ERROR: details.<field> is a list of {message, code}"
+
+GROUP_CREATE_ERRORS = {
+    400: error_response(
+        f"{_FIELD_ERRORS}; the services' codes: out_of_range (max_participants), includes_host (invitee_ids), "
+        "in_past, before_start, too_long (planned times), needs_recording (auto_recording)."
+    ),
+    403: error_response("CLINICIANS_ONLY: patients do not set up group consultations."),
+    404: error_response("USER_NOT_FOUND: details.invitee_ids lists those unknown or out of the creator's reach."),
+}
+SETTINGS_UPDATE_ERRORS = {
+    400: error_response(
+        f"{_FIELD_ERRORS}; the services' codes: out_of_range (max_participants), in_past, before_start, "
+        "too_long, session_schedule (planned times), needs_recording (auto_recording)."
+    ),
+    403: error_response("NOT_HOST: only the host (or staff) changes a room."),
+    404: error_response("CALL_NOT_FOUND: unknown, or not yours."),
+    409: error_response(
+        "INVALID_CALL_STATE: an ad-hoc or ended call; or, once the call started, a change of scheduled_start "
+        "or auto_recording, or recording_enabled turned on (details.fields names them)."
+    ),
+}
+JOIN_ERRORS = {
+    400: error_response(f"{_FIELD_ERRORS}. VOICE_CALL: video_enabled true in a voice call."),
+    403: error_response("NOT_PARTICIPANT, PARTICIPANT_REMOVED, INVALID_PASSCODE."),
+    404: error_response("CALL_NOT_FOUND: unknown, or not yours."),
+    409: error_response(
+        "INVALID_CALL_STATE, INVALID_PARTICIPANT_STATE, ROOM_FULL (details.max_participants), "
+        "RECORDING_CONSENT_REQUIRED (the call is recorded: join again with recording_consent true), or a "
+        "join-window refusal: SESSION_CANCELLED, SESSION_COMPLETED, NOT_CONFIRMED, PAYMENT_PENDING, TOO_EARLY, "
+        "WINDOW_CLOSED (details.reason, opens_at, closes_at)."
+    ),
+}
+END_ERRORS = {
+    403: error_response("NOT_HOST (a room), NOT_PARTICIPANT (an ad-hoc call you are not on, unless staff)."),
+    404: error_response("CALL_NOT_FOUND: unknown, or not yours."),
+    409: error_response("INVALID_CALL_STATE: the call already ended, or it rings (cancel or decline it)."),
+}

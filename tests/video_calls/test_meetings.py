@@ -451,3 +451,64 @@ def test_too_many_invitees_for_the_cap(staff_client, settings):
     response = _create(staff_client, invitees)
 
     _field_error(assert_error(response, 400, "VALIDATION_ERROR"), "max_participants", "out_of_range")
+
+
+# --- The schema describes the new fields and codes -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _operation(schema, path, method):
+    return schema["paths"][f"/api/v1/calls/{{call_id}}/{path}/" if path else "/api/v1/calls/group/"][method]
+
+
+def _body_fields(schema, operation):
+    reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return set(schema["components"]["schemas"][reference.rsplit("/", 1)[1]]["properties"])
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "fields", "codes"),
+    [
+        (
+            "",
+            "post",
+            {"description", "scheduled_start", "scheduled_end", "recording_enabled", "auto_recording"},
+            {"400": ["out_of_range", "includes_host", "in_past", "needs_recording"], "403": ["CLINICIANS_ONLY"]},
+        ),
+        (
+            "settings",
+            "patch",
+            {"title", "description", "scheduled_start", "scheduled_end", "recording_enabled", "auto_recording"},
+            {"400": ["session_schedule", "too_long"], "403": ["NOT_HOST"], "409": ["INVALID_CALL_STATE"]},
+        ),
+        (
+            "join",
+            "post",
+            {"display_name", "audio_enabled", "video_enabled", "recording_consent"},
+            {"400": ["VOICE_CALL"], "409": ["RECORDING_CONSENT_REQUIRED", "ROOM_FULL"]},
+        ),
+        ("end", "post", set(), {"403": ["NOT_HOST", "NOT_PARTICIPANT"], "409": ["INVALID_CALL_STATE"]}),
+    ],
+)
+def test_the_schema_describes_the_meeting_fields_and_codes(schema, path, method, fields, codes):
+    operation = _operation(schema, path, method)
+
+    if fields:
+        assert fields <= _body_fields(schema, operation)
+    for status, expected in codes.items():
+        description = operation["responses"][status]["description"]
+        assert all(code in description for code in expected), (status, description)
+
+
+def test_the_schema_shows_recording_and_display_names(schema):
+    components = schema["components"]["schemas"]
+
+    assert {"recording_enabled", "auto_recording"} <= set(components["CallSettings"]["properties"])
+    assert {"description", "scheduled_start", "scheduled_end"} <= set(components["Call"]["properties"])
+    assert "display_name" in components["CallParticipant"]["required"]

@@ -20,6 +20,10 @@ from video_calls.models import Call
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.rooms import participant_list_for_call, waiting_queue_for_user, waiting_status_for_user
 from video_calls.serializers import (
+    END_ERRORS,
+    GROUP_CREATE_ERRORS,
+    JOIN_ERRORS,
+    SETTINGS_UPDATE_ERRORS,
     CallDeclineSerializer,
     CallInitiateSerializer,
     CallJoinSerializer,
@@ -92,7 +96,11 @@ class CallInitiateApi(APIView):
 
 
 class GroupConsultationCreateApi(APIView):
-    @extend_schema(tags=TAGS, request=GroupConsultationCreateSerializer, responses={201: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=GroupConsultationCreateSerializer,
+        responses={201: CallSerializer, 409: CONFLICT, **GROUP_CREATE_ERRORS},
+    )
     def post(self, request: Request) -> Response:
         """Doctors and staff: a group consultation with several invitees (people the creator may
         reach); the creator hosts it."""
@@ -134,7 +142,7 @@ class CallJoinApi(APIView):
     @extend_schema(
         tags=TAGS,
         request=CallJoinSerializer,
-        responses={200: JoinResponseSerializer, 202: JoinResponseSerializer, 409: CONFLICT},
+        responses={200: JoinResponseSerializer, 202: JoinResponseSerializer, **JOIN_ERRORS},
     )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Join a room: 200 with media credentials, or 202 while waiting to be admitted (no
@@ -152,14 +160,14 @@ class CallLeaveApi(APIView):
 
 
 class CallEndApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, **END_ERRORS})
     def post(self, request: Request, call_id: UUID) -> Response:
         """End the call for everyone (the host or staff; either side of an ad-hoc call, or staff)."""
         return Response(_call_body(rooms.call_end(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallSettingsApi(APIView):
-    @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer, **SETTINGS_UPDATE_ERRORS})
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Host (or staff): change the room's details (title, description, planned times) and
         settings; once the call started, the start, ``auto_recording`` and turning recording on
