@@ -249,3 +249,14 @@ def test_an_entry_that_cannot_be_written_takes_the_action_with_it(care, patient,
     assert response.status_code == 500
     assert Message.objects.count() == 0
     assert refusals == ["create"]
+
+
+@pytest.mark.parametrize("page_size", [1, 20])
+def test_a_listed_page_is_one_insert_whatever_its_size(patient, doctor, page_size, django_assert_num_queries):
+    SessionFactory.create_batch(20, patient=patient, doctor=doctor)
+    client = client_for(doctor)
+
+    with django_assert_num_queries(4):  # authentication, count, page, one audit insert
+        response = client.get("/api/v1/sessions/", {"page_size": page_size})
+
+    assert len(AuditEntry.objects.get().record_ids) == len(response.json()["results"]) == page_size

@@ -887,6 +887,18 @@ def test_presence_realtime_and_health_flow(client_as, people, settings):
     assert error_code(too_large, 413) == "PAYLOAD_TOO_LARGE"
 
 
+def test_audit_trail_flow(client_as, people):
+    as_staff, as_patient = client_as(people["staff"]), client_as(people["patient"])
+    status_of(as_patient.get("/api/v1/me/"), 200)
+
+    page = status_of(as_staff.get("/api/v1/audit/entries/", {"actor": str(people["patient"].pk), "page_size": 5}), 200)
+    assert [row["route"] for row in page["results"]] == ["me"]
+    export = as_staff.get("/api/v1/audit/entries/export/", {"outcome": "allowed"})
+    assert export.status_code == 200 and b"".join(export.streaming_content).startswith(b"id,occurred_at")
+    assert error_code(as_patient.get("/api/v1/audit/entries/"), 403) == "PERMISSION_DENIED"
+    assert error_code(as_staff.get("/api/v1/audit/entries/", {"outcome": "maybe"}), 400) == "VALIDATION_ERROR"
+
+
 # --- Coverage ------------------------------------------------------------------------------------
 
 
