@@ -1,5 +1,6 @@
-"""Call messages on the realtime socket: join and leave (the same services as REST), media
-state, and WebRTC signaling relayed between the call's connected participants.
+"""Call messages on the realtime socket: ringing (initiate, accept, decline, hang up), join and
+leave, media state — the same services as REST, with the same errors — and WebRTC signaling
+relayed between the call's connected participants.
 
 Signaling is the hot path — dozens of offers, answers and ICE candidates per call, all calls
 setting up on the hour — so it touches no database per message: each connection keeps the
@@ -27,7 +28,16 @@ from realtime.registry import handles, on_event, on_layer_lost
 from video_calls.models import ParticipantStatus
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
 from video_calls.selectors.routes import call_routes
-from video_calls.serializers import CallJoinSerializer, MediaUpdateSerializer, join_payload
+from video_calls.serializers import (
+    CallDeclineSerializer,
+    CallInitiateSerializer,
+    CallJoinSerializer,
+    CallSerializer,
+    MediaUpdateSerializer,
+    join_payload,
+)
+from video_calls.serializers_adhoc import placed_call_payload
+from video_calls.services.adhoc import call_accept, call_decline, call_hangup, call_place
 from video_calls.services.media import media_update
 from video_calls.services.rooms import call_join, call_leave
 
@@ -53,6 +63,10 @@ class CallJoinSocketSerializer(CallIdSerializer, CallJoinSerializer):
 
 
 class MediaUpdateSocketSerializer(CallIdSerializer, MediaUpdateSerializer):
+    pass
+
+
+class CallDeclineSocketSerializer(CallIdSerializer, CallDeclineSerializer):
     pass
 
 
@@ -98,6 +112,78 @@ async def leave(connection, data: dict) -> dict:
     await connection.group_leave(call_group(call_id))
     connection.calls.discard(str(call_id))
     return {"call_id": str(call_id)}
+
+
+# --- Ringing: initiate, accept, decline, hang up ----------------------------------------------
+# The same services as REST's calls/initiate/, accept/, decline/ and hangup/, through the same
+# scoped lookup (someone else's call is CALL_NOT_FOUND); the acks carry what REST answers.
+
+
+def _call_body(call_id: UUID) -> dict[str, Any]:
+    return CallSerializer(call_with_participants(call_id=call_id)).data
+
+
+def _initiate(*, user, data: dict) -> dict[str, Any]:
+    placed = call_place(caller=user, **data)
+    return placed_call_payload(placed, call_with_participants(call_id=placed.call.pk))
+
+
+@handles("call.initiate", serializer=CallInitiateSerializer)
+async def initiate(connection, data: dict) -> dict:
+    """Ring someone. The ack is REST's answer: the ringing call with the caller's ICE servers.
+    Both sides hear ``call.initiated``; once the callee accepts, the caller sends ``call.join``
+    on the connection that carries the call (it answers the caller's media credentials)."""
+    return await database_call(_initiate, user=connection.user, data=dict(data))
+
+
+def _accept(*, user, call_id: UUID, channel_name: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    call = call_get_for_user(user=user, call_id=call_id)
+    result = call_accept(call=call, user=user)
+    presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
+    return join_payload(result, call_with_participants(call_id=call.pk)), call_routes(call_id=call.pk)
+
+
+@handles("call.accept", serializer=CallIdSerializer)
+async def accept(connection, data: dict) -> dict:
+    """Answer a ringing call. The ack is REST's accept answer (the join payload), and this
+    connection joins the call's room as after ``call.join``, so it may signal at once."""
+    call_id = data["call_id"]
+    payload, routes = await database_call(
+        _accept, user=connection.user, call_id=call_id, channel_name=connection.channel_name
+    )
+    await connection.group_join(call_group(call_id))
+    connection.calls.add(str(call_id))
+    _remember_routes(str(call_id), routes)
+    return payload
+
+
+def _decline(*, user, call_id: UUID, reason: str) -> dict[str, Any]:
+    call = call_get_for_user(user=user, call_id=call_id)
+    return _call_body(call_decline(call=call, user=user, reason=reason).pk)
+
+
+@handles("call.decline", serializer=CallDeclineSocketSerializer)
+async def decline(connection, data: dict) -> dict:
+    """Refuse a ringing call (``reason``: ``declined``, the default, or ``busy``)."""
+    return await database_call(_decline, user=connection.user, call_id=data["call_id"], reason=data["reason"])
+
+
+def _hangup(*, user, call_id: UUID, channel_name: str) -> dict[str, Any]:
+    call = call_get_for_user(user=user, call_id=call_id)
+    call = call_hangup(call=call, user=user)
+    presence_connection_leave_call(channel_name=channel_name, call_id=call.pk)
+    return _call_body(call.pk)
+
+
+@handles("call.hangup", serializer=CallIdSerializer)
+async def hangup(connection, data: dict) -> dict:
+    """End an ad-hoc call from either side (while it rings: the caller cancels, the callee
+    declines). The ack is the call as REST's hang-up answers it."""
+    call_id = data["call_id"]
+    body = await database_call(_hangup, user=connection.user, call_id=call_id, channel_name=connection.channel_name)
+    await connection.group_leave(call_group(call_id))
+    connection.calls.discard(str(call_id))
+    return body
 
 
 def _media(*, user, call_id: UUID, changes: dict) -> dict[str, Any]:
