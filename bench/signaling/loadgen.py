@@ -20,6 +20,11 @@ The load generator must not be the bottleneck, so the pairs are split over ``--p
 processes (both clients of a pair live in the same process). Each process reports its CPU time
 over the measured window; the harness prints it next to the server's.
 
+A connection refused as "too busy" (a 503 with ``Retry-After``, close 1013, ...) is opened again
+the way docs/realtime.md tells clients to, at most ``CONNECT_ATTEMPTS`` times within the connect
+deadline, and the retries are reported: the relay is measured over every pair, and a set-up
+refusal still shows.
+
 Every loop is bounded: connecting has a deadline, the run ends at a fixed instant, a round trip
 waits at most ``round_trip_timeout`` seconds, and draining and closing have their own deadlines.
 Targets are loopback addresses only.
@@ -35,6 +40,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import random
 import statistics
 import time
 import uuid
@@ -407,6 +413,74 @@ class ConnectError(Exception):
         self.retry_after = retry_after
 
 
+# --- Retrying a refused set-up -------------------------------------------------------------
+
+# Refusals a client retries (docs/realtime.md, "Overload and retrying"), and network failures.
+RETRY_STATUSES = {"503", "429"}
+RETRY_CLOSES = ("close 1013", "close 4429", "close 4503", "close 1006")
+RETRY_EVENTS = ("SERVICE_UNAVAILABLE", "RATE_LIMITED")
+NETWORK_ERRORS = ("TimeoutError", "ConnectionRefusedError", "ConnectionResetError", "OSError")
+# docs/realtime.md's backoff: the first window, and its cap, in seconds.
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 30.0
+# Attempts per connection, the first included, for the relay benchmarks: set-up is not what they
+# measure, but a pair refused "too busy" would otherwise be missing from the workload.
+CONNECT_ATTEMPTS = 6
+
+
+def retryable(error: BaseException) -> bool:
+    """A refusal that says "too busy, come back", or a network failure: a client tries again.
+    Anything else (a 500 among them) it reports."""
+    if not isinstance(error, ConnectError):
+        return isinstance(error, OSError | TimeoutError)
+    code = error.code
+    return (
+        code in RETRY_STATUSES or code in NETWORK_ERRORS or code.startswith(RETRY_CLOSES) or code.endswith(RETRY_EVENTS)
+    )
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: docs/realtime.md's full jitter on top of
+    ``Retry-After``, so clients refused together do not come back together."""
+    window = min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt)
+    return (retry_after or 0.0) + random.random() * window  # noqa: S311 - jitter, not a secret
+
+
+def failure_key(error: BaseException) -> str:
+    """``<stage> <code>``: the ticket's HTTP status, the handshake's status or close code, the
+    join's error code, or the kind of network failure."""
+    if isinstance(error, ConnectError):
+        return f"{error.stage} {error.code or 'unexpected'}"
+    return f"connect {type(error).__name__}"
+
+
+async def open_with_retries(
+    dialect: Dialect,
+    user_id: str,
+    token: str,
+    call_id: str,
+    url: str,
+    deadline: float,
+    *,
+    max_attempts: int,
+    refusals: Counter,
+) -> ClientConnection:
+    """``dialect.open``, retried as docs/realtime.md tells clients to, at most ``max_attempts``
+    times and never past ``deadline``; each retried refusal is counted in ``refusals`` by
+    ``failure_key``. Raises the last failure."""
+    attempt = 0
+    while True:
+        try:
+            return await dialect.open(user_id, token, call_id, deadline, url)
+        except Exception as error:
+            delay = backoff(attempt, getattr(error, "retry_after", None))
+            if not retryable(error) or attempt + 1 >= max_attempts or time.monotonic() + delay >= deadline:
+                raise
+            refusals[failure_key(error)] += 1
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
 # --- One worker process -------------------------------------------------------------------
 
 
@@ -434,6 +508,7 @@ class Stats:
     unexpected_frames: int = 0
     error_frames: Counter = field(default_factory=Counter)
     closed_by_server: Counter = field(default_factory=Counter)
+    connect_retries: Counter = field(default_factory=Counter)
 
 
 class Client:
@@ -545,10 +620,15 @@ async def drive_pair(a: Client, plan: Plan, stats: Stats) -> None:
 async def _open_pair(
     dialect: Dialect, pair: PairSpec, stats: Stats, gate: asyncio.Semaphore, deadline: float
 ) -> tuple[Client, Client]:
+    retries = {"deadline": deadline, "max_attempts": CONNECT_ATTEMPTS, "refusals": stats.connect_retries}
     async with gate:
-        a_conn = await dialect.open(pair.a_id, pair.a_token, pair.call_id, deadline, pair.a_url or dialect.base_url)
+        a_conn = await open_with_retries(
+            dialect, pair.a_id, pair.a_token, pair.call_id, pair.a_url or dialect.base_url, **retries
+        )
         try:
-            b_conn = await dialect.open(pair.b_id, pair.b_token, pair.call_id, deadline, pair.b_url or dialect.base_url)
+            b_conn = await open_with_retries(
+                dialect, pair.b_id, pair.b_token, pair.call_id, pair.b_url or dialect.base_url, **retries
+            )
         except BaseException:
             await a_conn.close()
             raise
@@ -573,6 +653,7 @@ async def worker_main(pipe, kind: str, base_url: str, pairs: list[PairSpec], opt
             "connected_pairs": len(clients),
             "connect_errors": dict(connect_errors),
             "connect_error_samples": connect_error_samples,
+            "connect_retries": dict(stats.connect_retries),
             "connect_seconds": time.monotonic() - connected_at,
         }
     )
@@ -765,14 +846,17 @@ def run_workers(
         fatal = [message["fatal"] for message in ready if "fatal" in message]
         connected = sum(message.get("connected_pairs", 0) for message in ready)
         connect_errors: Counter = Counter()
+        connect_retries: Counter = Counter()
         samples: list[str] = []
         for message in ready:
             connect_errors.update(message.get("connect_errors", {}))
+            connect_retries.update(message.get("connect_retries", {}))
             samples += message.get("connect_error_samples", [])
         result: dict[str, Any] = {
             "connected_pairs": connected,
             "connect_seconds": round(connect_seconds, 2),
             "connect_errors": dict(connect_errors),
+            "connect_retries": dict(connect_retries),
             "connect_error_samples": samples[:5],
             "procs": procs,
         }

@@ -413,7 +413,7 @@ def problems(point: dict[str, Any]) -> str:
         count_key="pairs",
         fatal_chars=120,
         timeouts="{timeouts} round trips timed out ({in_window} in the window)",
-        flagged=(("invalid_payloads", "{} bad payloads"),),
+        flagged=(("invalid_payloads", "{} bad payloads"), ("connect_retries", "set-ups retried {}")),
     )
     return ", ".join(parts) or "none"
 

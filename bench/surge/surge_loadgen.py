@@ -8,10 +8,10 @@ opens the socket and its namespace (``SocketIODialect.open``): it has no ticket 
 
 A refusal that says "too busy, come back" (503 or 429 with ``Retry-After``, close 1013, 4429 or
 4503, an ``error`` event ``SERVICE_UNAVAILABLE``) and a network failure (refused, reset, timed
-out) are retried the way docs/realtime.md tells clients to: wait ``Retry-After`` plus a random
-delay from zero to a window that doubles with each attempt ("full jitter"), at most
-``max_attempts`` times and never past the point's deadline. Anything else — a 500 among them —
-is a failure: a real client would show the patient an error.
+out) are retried the way docs/realtime.md tells clients to (``loadgen.open_with_retries``):
+wait ``Retry-After`` plus a random delay from zero to a window that doubles with each attempt
+("full jitter"), at most ``max_attempts`` times and never past the point's deadline. Anything
+else — a 500 among them — is a failure: a real client would show the patient an error.
 
 The pairs are split over several processes by the signaling load generator's ``run_workers``.
 No process opens anything before the plan's start instant; when a process's clients are all set
@@ -22,7 +22,6 @@ the harness measures up to that moment.
 
 import asyncio
 import os
-import random
 import sys
 import time
 from collections import Counter
@@ -31,64 +30,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "signaling"))
 
-from loadgen import DIALECTS, ConnectError, Dialect, PairSpec, Plan, close_all
-
-# Refusals a client retries (docs/realtime.md, "Overload and retrying").
-RETRY_STATUSES = {"503", "429"}
-RETRY_CLOSES = ("close 1013", "close 4429", "close 4503", "close 1006")
-RETRY_EVENTS = ("SERVICE_UNAVAILABLE", "RATE_LIMITED")
-NETWORK_ERRORS = ("TimeoutError", "ConnectionRefusedError", "ConnectionResetError", "OSError")
-# docs/realtime.md's backoff: the first window, and its cap, in seconds.
-BACKOFF_FIRST = 0.5
-BACKOFF_CAP = 30.0
-
-
-def retryable(error: BaseException) -> bool:
-    if not isinstance(error, ConnectError):
-        return isinstance(error, OSError | TimeoutError)
-    code = error.code
-    return (
-        code in RETRY_STATUSES
-        or code.startswith(RETRY_CLOSES)
-        or code.endswith(RETRY_EVENTS)
-        or code in RETRY_EVENTS
-        or code in NETWORK_ERRORS
-    )
-
-
-def backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: docs/realtime.md's full jitter on top of
-    ``Retry-After``."""
-    window = min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt)
-    return (retry_after or 0.0) + random.random() * window  # noqa: S311 - jitter, not a secret
-
-
-def failure_key(error: BaseException) -> str:
-    """``<stage> <code>``: the ticket's HTTP status, the handshake's status or close code, the
-    join's error code, or the kind of network failure."""
-    if isinstance(error, ConnectError):
-        return f"{error.stage} {error.code or 'unexpected'}"
-    return f"connect {type(error).__name__}"
+from loadgen import DIALECTS, Dialect, PairSpec, Plan, close_all, failure_key, open_with_retries
 
 
 async def set_up(dialect: Dialect, user_id: str, token: str, call_id: str, url: str, plan: Plan, options: dict):
-    """One client, from the plan's start to its ack (or its last refusal). Returns the
-    connection (None if it failed), the milliseconds since the start, and what it met."""
+    """One client, from the plan's start to its ack (or its last failure). Returns the
+    connection (None if it failed), the milliseconds since the start, the refusals it retried
+    and the failure it ended with."""
     refusals: Counter = Counter()
-    attempt = 0
-    while True:
-        try:
-            connection = await dialect.open(user_id, token, call_id, plan.end, url)
-            return connection, (time.monotonic() - plan.start) * 1000.0, refusals, None
-        except Exception as error:  # every failure is counted, none ends the other clients
-            key = failure_key(error)
-            delay = backoff(attempt, getattr(error, "retry_after", None))
-            out_of_time = time.monotonic() + delay >= plan.end
-            if not retryable(error) or attempt + 1 >= options["max_attempts"] or out_of_time:
-                return None, (time.monotonic() - plan.start) * 1000.0, refusals, key
-            refusals[key] += 1
-            await asyncio.sleep(delay)
-            attempt += 1
+    try:
+        connection = await open_with_retries(
+            dialect, user_id, token, call_id, url, plan.end, max_attempts=options["max_attempts"], refusals=refusals
+        )
+    except Exception as error:  # every failure is counted, none ends the other clients
+        return None, (time.monotonic() - plan.start) * 1000.0, refusals, failure_key(error)
+    return connection, (time.monotonic() - plan.start) * 1000.0, refusals, None
 
 
 async def wait_for_everyone(barrier_dir: Path, procs: int, until: float) -> None:
