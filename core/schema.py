@@ -3,7 +3,8 @@
 ``add_error_responses`` declares on every operation the statuses any endpoint can answer (400,
 401, 403, 404, 429, 503; 413 for POST, PUT, PATCH and DELETE; 415 where a request body is read)
 and gives every declared error status, including those a view names itself (``409: CONFLICT``
-or ``409: None``), the ``ErrorResponse`` body; every answer of an API operation also names the
+or ``409: None``, or ``error_codes``, which names each status's domain codes), the
+``ErrorResponse`` body; every answer of an API operation also names the
 ``X-RateLimit-*`` headers (and a 429 ``Retry-After``). ``tests/core/test_schema_conformance.py``
 checks real answers against it."""
 
@@ -65,6 +66,19 @@ CONFLICT = OpenApiResponse(ERROR_REFERENCE, description=_DEFAULT_DESCRIPTIONS["4
 def error_response(description: str) -> OpenApiResponse:
     """An error status of one operation, answered in the error shape."""
     return OpenApiResponse(ERROR_REFERENCE, description=description)
+
+
+def error_codes(codes_by_status: dict[int, tuple[str, ...]]) -> dict[int, OpenApiResponse]:
+    """The domain codes an operation answers, by status, for its ``responses``: each status's
+    description names its codes (``CALL_NOT_FOUND``), so a client built from the schema knows
+    them. ``tests/core/test_schema_error_codes.py`` checks that every code the view's services
+    can raise is named here."""
+    return {
+        status_code: error_response(
+            f"{_DEFAULT_DESCRIPTIONS[str(status_code)]} Codes: {', '.join(f'`{code}`' for code in codes)}."
+        )
+        for status_code, codes in sorted(codes_by_status.items())
+    }
 
 
 # Every API answer a rate limit counted carries these (core/ratelimit.py, docs/api.md#rate-limits).

@@ -322,6 +322,7 @@ SPECTACULAR_SETTINGS = {
         "CallParticipantStatusEnum": "video_calls.models.ParticipantStatus",
         "CallQualityGradeEnum": "video_calls.models.QualityGrade",
         "CallQualityAssessmentEnum": "video_calls.services.quality.QualityAssessment",
+        "UserRoleEnum": "accounts.models.Role",
         "PresenceStatusEnum": "presence.models.PresenceStatus",
         "ChoosablePresenceStatusEnum": "presence.models.CHOOSABLE_STATUS_CHOICES",
         "ConversationKindEnum": "messaging.models.ConversationKind",

@@ -872,6 +872,11 @@ def test_presence_realtime_and_health_flow(client_as, people, settings):
     online = status_of(as_patient.get("/api/v1/presence/doctors/", {"page_size": 10}), 200)
     assert [row["user_id"] for row in online["results"]] == [str(doctor.pk)]
     assert error_code(client_as().get("/api/v1/presence/doctors/"), 401) == "NOT_AUTHENTICATED"
+    by_role = status_of(as_patient.get("/api/v1/presence/online/", {"role": "doctor", "page_size": 10}), 200)
+    assert [(row["user_id"], row["role"]) for row in by_role["results"]] == [(str(doctor.pk), "doctor")]
+    status_of(as_doctor.get("/api/v1/presence/online/", {"role": "patient"}), 200)
+    assert error_code(as_patient.get("/api/v1/presence/online/", {"role": "staff"}), 403) == "PERMISSION_DENIED"
+    assert error_code(as_patient.get("/api/v1/presence/online/", {"role": "nurse"}), 400) == "VALIDATION_ERROR"
 
     status_of(as_patient.post("/api/v1/realtime/tickets/"), 201)
     status_of(client_as().get("/api/health/live"), 200)
