@@ -353,7 +353,9 @@ SETTINGS_UPDATE_ERRORS = {
 JOIN_ERRORS = {
     400: error_response(f"{_FIELD_ERRORS}. VOICE_CALL: video_enabled true in a voice call."),
     403: error_response("NOT_PARTICIPANT, PARTICIPANT_REMOVED, INVALID_PASSCODE."),
-    404: error_response("CALL_NOT_FOUND: unknown, or not yours."),
+    404: error_response(
+        "CALL_NOT_FOUND: unknown, or not yours. NOT_FOUND: the sessions app refusing to record the join."
+    ),
     409: error_response(
         "INVALID_CALL_STATE, INVALID_PARTICIPANT_STATE, ROOM_FULL (details.max_participants), "
         "RECORDING_CONSENT_REQUIRED (the call is recorded: join again with recording_consent true), or a "
@@ -364,5 +366,8 @@ JOIN_ERRORS = {
 END_ERRORS = {
     403: error_response("NOT_HOST (a room), NOT_PARTICIPANT (an ad-hoc call you are not on, unless staff)."),
     404: error_response("CALL_NOT_FOUND: unknown, or not yours."),
-    409: error_response("INVALID_CALL_STATE: the call already ended, or it rings (cancel or decline it)."),
+    409: error_response(
+        "INVALID_CALL_STATE: the call already ended, or it rings (cancel or decline it). "
+        "INVALID_PARTICIPANT_STATE: a participant's state changed while the call was being ended."
+    ),
 }

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
-from core.schema import CONFLICT
+from core.schema import CONFLICT, error_codes
 from core.validation import validated
 from video_calls.models import Call
 from video_calls.selectors.calls import call_get_for_user, call_with_participants
@@ -73,12 +73,27 @@ class IceServersApi(APIView):
 
 
 class SessionRoomApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            **error_codes({404: ("ROOM_NOT_FOUND", "SESSION_NOT_FOUND")}),
+        },
+    )
     def get(self, request: Request, session_id: UUID) -> Response:
         """The session's room, if it was created."""
         return Response(_call_body(rooms.session_room_get(user=request.user, session_id=session_id)))
 
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 201: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            201: CallSerializer,
+            **error_codes({404: ("SESSION_NOT_FOUND",), 409: ("SESSION_CANCELLED",)}),
+        },
+    )
     def post(self, request: Request, session_id: UUID) -> Response:
         """Get or create the session's one room (201 when created). Joining is separate."""
         room, created = rooms.session_room_get_or_create(user=request.user, session_id=session_id)
@@ -86,7 +101,20 @@ class SessionRoomApi(APIView):
 
 
 class CallInitiateApi(APIView):
-    @extend_schema(tags=TAGS, request=CallInitiateSerializer, responses={201: CallPlacedSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=CallInitiateSerializer,
+        responses={
+            201: CallPlacedSerializer,
+            **error_codes(
+                {
+                    400: ("CALLEE_NOT_IN_SESSION", "CANNOT_CALL_SELF"),
+                    404: ("SESSION_NOT_FOUND", "USER_NOT_FOUND"),
+                    409: ("CALLEE_BUSY", "CALLER_BUSY"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Ring someone (ad-hoc call). It rings for CALL_RING_TIMEOUT_SECONDS, then is missed. The
         answer carries the caller's ICE servers (``ice_servers``, ``ice_expires_at``)."""
@@ -99,7 +127,11 @@ class GroupConsultationCreateApi(APIView):
     @extend_schema(
         tags=TAGS,
         request=GroupConsultationCreateSerializer,
-        responses={201: CallSerializer, 409: CONFLICT, **GROUP_CREATE_ERRORS},
+        responses={
+            201: CallSerializer,
+            409: CONFLICT,
+            **GROUP_CREATE_ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         """Doctors and staff: a group consultation with several invitees (people the creator may
@@ -110,14 +142,41 @@ class GroupConsultationCreateApi(APIView):
 
 
 class CallAcceptApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: JoinResponseSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: JoinResponseSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_CALLEE", "NOT_PARTICIPANT"),
+                    404: ("CALL_NOT_FOUND", "NOT_FOUND"),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """The callee answers a ringing call and gets its media credentials."""
         return _join_response(adhoc.call_accept(call=_call_for(request, call_id), user=request.user))
 
 
 class CallDeclineApi(APIView):
-    @extend_schema(tags=TAGS, request=CallDeclineSerializer, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=CallDeclineSerializer,
+        responses={
+            200: CallSerializer,
+            **error_codes(
+                {
+                    400: ("VALIDATION_ERROR",),
+                    403: ("NOT_CALLEE", "NOT_PARTICIPANT"),
+                    404: ("CALL_NOT_FOUND",),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """The callee refuses a ringing call, as ``declined`` or ``busy``."""
         data = validated(CallDeclineSerializer, request.data)
@@ -125,14 +184,37 @@ class CallDeclineApi(APIView):
 
 
 class CallCancelApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            **error_codes(
+                {403: ("NOT_CALLER", "NOT_PARTICIPANT"), 404: ("CALL_NOT_FOUND",), 409: ("INVALID_CALL_STATE",)}
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """The caller stops ringing."""
         return Response(_call_body(adhoc.call_cancel(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallHangupApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            **error_codes(
+                {
+                    400: ("VALIDATION_ERROR",),
+                    403: ("NOT_CALLEE", "NOT_CALLER", "NOT_PARTICIPANT"),
+                    404: ("CALL_NOT_FOUND",),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Either side ends an ad-hoc call (a cancel or decline while it rings)."""
         return Response(_call_body(adhoc.call_hangup(call=_call_for(request, call_id), user=request.user)))
@@ -142,7 +224,11 @@ class CallJoinApi(APIView):
     @extend_schema(
         tags=TAGS,
         request=CallJoinSerializer,
-        responses={200: JoinResponseSerializer, 202: JoinResponseSerializer, **JOIN_ERRORS},
+        responses={
+            200: JoinResponseSerializer,
+            202: JoinResponseSerializer,
+            **JOIN_ERRORS,
+        },
     )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Join a room: 200 with media credentials, or 202 while waiting to be admitted (no
@@ -153,21 +239,49 @@ class CallJoinApi(APIView):
 
 
 class CallLeaveApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            **error_codes(
+                {
+                    400: ("VALIDATION_ERROR",),
+                    403: ("NOT_PARTICIPANT",),
+                    404: ("CALL_NOT_FOUND",),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Leave the call or the waiting room. Leaving a 1:1 ad-hoc call ends it."""
         return Response(_call_body(rooms.call_leave(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallEndApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallSerializer, **END_ERRORS})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallSerializer,
+            **END_ERRORS,
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """End the call for everyone (the host or staff; either side of an ad-hoc call, or staff)."""
         return Response(_call_body(rooms.call_end(call=_call_for(request, call_id), user=request.user)))
 
 
 class CallSettingsApi(APIView):
-    @extend_schema(tags=TAGS, request=RoomSettingsSerializer, responses={200: CallSerializer, **SETTINGS_UPDATE_ERRORS})
+    @extend_schema(
+        tags=TAGS,
+        request=RoomSettingsSerializer,
+        responses={
+            200: CallSerializer,
+            **SETTINGS_UPDATE_ERRORS,
+        },
+    )
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Host (or staff): change the room's details (title, description, planned times) and
         settings; once the call started, the start, ``auto_recording`` and turning recording on
@@ -179,7 +293,20 @@ class CallSettingsApi(APIView):
 
 
 class MediaStateApi(APIView):
-    @extend_schema(tags=TAGS, request=MediaUpdateSerializer, responses={200: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=MediaUpdateSerializer,
+        responses={
+            200: CallParticipantSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_PARTICIPANT", "SCREEN_SHARE_DISABLED"),
+                    404: ("CALL_NOT_FOUND",),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def patch(self, request: Request, call_id: UUID) -> Response:
         """Change your microphone, camera or screen-share state; the room is told."""
         data = validated(MediaUpdateSerializer, request.data)
@@ -188,7 +315,11 @@ class MediaStateApi(APIView):
 
 
 class ParticipantListApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer(many=True)})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={200: CallParticipantSerializer(many=True), **error_codes({404: ("CALL_NOT_FOUND",)})},
+    )
     def get(self, request: Request, call_id: UUID) -> Response:
         """Everyone on the call's list with their status and media state."""
         call = _call_for(request, call_id)
@@ -197,7 +328,20 @@ class ParticipantListApi(APIView):
 
 
 class InvitationCreateApi(APIView):
-    @extend_schema(tags=TAGS, request=InviteSerializer, responses={201: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=InviteSerializer,
+        responses={
+            201: CallParticipantSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_HOST",),
+                    404: ("CALL_NOT_FOUND", "USER_NOT_FOUND"),
+                    409: ("ALREADY_PARTICIPANT", "INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE", "ROOM_FULL"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """Host-only: invite someone into a session room or group consultation."""
         data = validated(InviteSerializer, request.data)
@@ -208,7 +352,14 @@ class InvitationCreateApi(APIView):
 
 
 class InvitationDeclineApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallParticipantSerializer,
+            **error_codes({403: ("NOT_PARTICIPANT",), 404: ("CALL_NOT_FOUND",), 409: ("INVALID_PARTICIPANT_STATE",)}),
+        },
+    )
     def post(self, request: Request, call_id: UUID) -> Response:
         """The invitee declines. (To accept, join the call.)"""
         participant = guests.invitation_decline(call=_call_for(request, call_id), user=request.user)
@@ -216,7 +367,20 @@ class InvitationDeclineApi(APIView):
 
 
 class ParticipantAdmitApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallParticipantSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_HOST",),
+                    404: ("CALL_NOT_FOUND", "PARTICIPANT_NOT_FOUND"),
+                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: admit a waiting participant."""
         participant = waiting_room.participant_admit(
@@ -226,7 +390,20 @@ class ParticipantAdmitApi(APIView):
 
 
 class ParticipantSendBackApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallParticipantSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_HOST",),
+                    404: ("CALL_NOT_FOUND", "PARTICIPANT_NOT_FOUND"),
+                    409: ("CANNOT_SEND_BACK", "INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: send a participant back to the waiting room."""
         participant = waiting_room.participant_send_back(
@@ -236,7 +413,20 @@ class ParticipantSendBackApi(APIView):
 
 
 class ParticipantRemoveApi(APIView):
-    @extend_schema(tags=TAGS, request=None, responses={200: CallParticipantSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: CallParticipantSerializer,
+            **error_codes(
+                {
+                    403: ("NOT_HOST",),
+                    404: ("CALL_NOT_FOUND", "PARTICIPANT_NOT_FOUND"),
+                    409: ("CANNOT_REMOVE_SELF", "INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, call_id: UUID, user_id: UUID) -> Response:
         """Host-only: remove a participant; they cannot rejoin."""
         participant = guests.participant_remove(
@@ -249,7 +439,10 @@ class WaitingQueueApi(APIView):
     pagination_class = PageNumberPagination
 
     @extend_schema(
-        tags=TAGS, operation_id="calls_waiting_queue", request=None, responses={200: WaitingQueuePageSerializer}
+        tags=TAGS,
+        operation_id="calls_waiting_queue",
+        request=None,
+        responses={200: WaitingQueuePageSerializer, **error_codes({403: ("CLINICIANS_ONLY",)})},
     )
     def get(self, request: Request) -> Response:
         """Doctors and staff: who waits in the rooms you run, since when, for which session
@@ -262,7 +455,10 @@ class WaitingQueueApi(APIView):
 
 class WaitingStatusApi(APIView):
     @extend_schema(
-        tags=TAGS, operation_id="calls_waiting_status", request=None, responses={200: WaitingStatusSerializer}
+        tags=TAGS,
+        operation_id="calls_waiting_status",
+        request=None,
+        responses={200: WaitingStatusSerializer, **error_codes({403: ("NOT_PARTICIPANT",), 404: ("CALL_NOT_FOUND",)})},
     )
     def get(self, request: Request, call_id: UUID) -> Response:
         """A waiting participant's place in the queue and whether the host is in this call,
