@@ -5,6 +5,7 @@
 - Body size: a ``Content-Length`` over the limit is refused before a view reads the body (under
   ASGI, core/asgi.py also counts bodies sent without one, as they arrive).
 - Health probes addressed to the pod's IP: served whatever ``ALLOWED_HOSTS`` says.
+- Content-Security-Policy on the admin's pages (the API docs pages set their own, core/api_docs.py).
 """
 
 import ipaddress
@@ -20,13 +21,18 @@ from core.request_context import request_id_var
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def request_id_of_headers(incoming: str) -> str:
+    """A well-formed incoming ``X-Request-ID`` (a proxy's), else a new id. Also the id of a
+    WebSocket connection (realtime/consumers.py)."""
+    return incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_of_headers(request.headers.get("X-Request-ID", ""))
         request.request_id = request_id
         token = request_id_var.set(request_id)
         try:
@@ -100,3 +106,39 @@ class HealthProbeHostMiddleware:
                 response = view(request)
                 return response.render() if hasattr(response, "render") else response
         return self.get_response(request)
+
+
+# The admin's own scripts and styles are static files of this host; a few of its templates set
+# inline styles. Nothing loads from another host, nothing frames it.
+ADMIN_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class AdminContentSecurityPolicyMiddleware:
+    """Answers under the admin's URL carry ``ADMIN_CONTENT_SECURITY_POLICY`` (unless a view set
+    a policy of its own): an injected script in a page staff open with patients' records on
+    screen would run with their session. A small middleware rather than django-csp: one policy
+    on one prefix, and the docs pages already set theirs per view."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.urls import reverse
+
+        response = self.get_response(request)
+        if request.path.startswith(reverse("admin:index")):
+            response.headers.setdefault("Content-Security-Policy", ADMIN_CONTENT_SECURITY_POLICY)
+        return response

@@ -19,9 +19,12 @@ from django.conf import settings
 from django.db import connections
 from rest_framework.exceptions import ValidationError
 
+from core import metrics
 from core.events import DELIVERY_LOST_HOOKS, collecting_events, database_call, database_wait_limit, user_group
 from core.exceptions import ApplicationError, InvalidInput
+from core.middleware import request_id_of_headers
 from core.outages import outage_error, outage_of
+from core.request_context import request_id_var
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
 from realtime.direct import DIRECT_TEXT, DirectText
@@ -65,6 +68,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     cleaned_up = False
     # True once the handshake is accepted: a refusal after it must not accept again.
     accepted = False
+    # True while this connection counts in the open-connections gauge (core/metrics.py).
+    counted = False
+    # Named on every log line of the connection and on the tasks its messages start: the
+    # handshake's X-Request-ID when well-formed, else a new one.
+    request_id = "-"
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -72,6 +80,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         (docs/performance.md). Here each source has a loop of its own; handlers of the two
         may interleave at ``await`` points, which nothing here depends on."""
         self.scope = scope
+        self.request_id = request_id_of_headers(
+            dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin1")
+        )
+        request_id_var.set(self.request_id)  # this connection's task, and the tasks it starts
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.server_send = send
@@ -135,6 +147,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """Send pre-encoded text to another connection: directly if it is on this process,
         through the channel layer otherwise."""
         peer = LOCAL_CONNECTIONS.get(channel_name)
+        metrics.signals_relayed.inc()
         if peer is not None:
             await peer.send(text_data=text)
         else:
@@ -213,6 +226,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # connection.ready; the user's other connections from presence.updated.
         await self.group_join(user_group(self.user.pk))
         LOCAL_CONNECTIONS[self.channel_name] = self
+        metrics.websocket_connections.inc()
+        self.counted = True
         await self.send_event(
             "connection.ready",
             {
@@ -235,6 +250,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.cleaned_up = True
         self.closed = True
         LOCAL_CONNECTIONS.pop(self.channel_name, None)
+        if self.counted:
+            self.counted = False
+            metrics.websocket_connections.dec()
         if self.direct is not None:
             self.direct.handler = None
         if self.user is None:
@@ -326,6 +344,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=protocol.encode_ack(envelope.type, result, envelope.id))
 
     def receive_direct(self, text: str) -> bool:
+        """Runs in the server's read callback, outside this connection's task: its log lines
+        get the connection's request id here."""
+        token = request_id_var.set(self.request_id)
+        try:
+            return self._receive_direct(text)
+        finally:
+            request_id_var.reset(token)
+
+    def _receive_direct(self, text: str) -> bool:
         """A text frame offered by the server before it queues it for ASGI (realtime/direct.py).
 
         Handles it here, synchronously, when its type has a direct handler that can finish it
@@ -368,6 +395,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return True
         for peer in outcome:
             peer.send_text(relayed)
+        metrics.signals_relayed.inc(len(outcome))
         if envelope.id is not None:
             self.direct.send_text(protocol.encode_ack(envelope.type, None, envelope.id))
         return True

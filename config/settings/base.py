@@ -5,6 +5,7 @@ Everything that differs between a laptop and a clinic's servers comes from the e
 layer (config/embedded_redis.py), a local-memory cache and a filesystem Celery broker.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "staff.apps.StaffAdminConfig",  # django.contrib.admin with the clinic's site (staff/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -44,10 +45,13 @@ INSTALLED_APPS = [
     "realtime",
     "pgtrigger",
     "audit",
+    "staff",
 ]
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
+    # Counts and times every answer, the probes' and refusals' too (core/metrics.py).
+    "core.metrics.RequestMetricsMiddleware",
     # Before anything validates the Host: probes name the pod by IP (core/middleware.py).
     "core.middleware.HealthProbeHostMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
@@ -58,8 +62,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "staff.middleware.AdminTimeZoneMiddleware",  # admin pages in the staff member's zone
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on the admin's pages (the API docs pages set their own).
+    "core.middleware.AdminContentSecurityPolicyMiddleware",
     # X-RateLimit-* on every answer a throttle counted (core/ratelimit.py).
     "core.ratelimit.RateLimitHeadersMiddleware",
     # Last: it calls the view itself, in the transaction its audit entry joins (audit/middleware.py).
@@ -128,6 +135,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 # /api/health/ready answers 503 when a dependency has not answered within this.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=1.0)
+# Bearer tokens that open /api/health/info and /api/health/metrics to a machine (staff need none).
+# Empty: staff only.
+HEALTH_INFO_TOKEN = env.str("HEALTH_INFO_TOKEN", default="")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where every process of this deployment (web servers, Celery workers) writes its metrics, so one
+# scrape reports their sum (prometheus-client's multiprocess mode, core/metrics.py). Set before
+# prometheus_client is imported: it picks its storage once, at import.
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 # A dependency that is down (database, Redis, broker) answers 503 with this Retry-After.
 SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -175,6 +192,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# The clinic's name on the admin (site header and title), and the zone its days and weeks are
+# counted in (the staff dashboard's "today", analytics periods; docs/settings.md).
+CLINIC_NAME = env.str("CLINIC_NAME", default="Telehealth Clinic")
+CLINIC_TIME_ZONE = env.str("CLINIC_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -337,15 +359,16 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: request ids on every line, no request bodies (they may hold PHI) ----------------
+# "json": one JSON object a line (production, log shippers); "console": readable columns (dev.py's default).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-    },
+    # One JSON object a line (structlog, core/logging.py), or coloured columns for a developer.
+    "formatters": {"structured": {"()": "core.logging.structured_formatter", "log_format": LOG_FORMAT}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "filters": ["request_id"], "formatter": "structured"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

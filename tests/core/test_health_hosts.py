@@ -29,7 +29,7 @@ def test_readiness_probe_to_the_pod_ip_is_served(client, host):
     response = client.get("/api/health/ready", HTTP_HOST=host)
 
     assert response.status_code == 200, response.content
-    assert response.json()["checks"]["database"] == "ok"
+    assert response.json()["checks"]["database"]["status"] == "ok"
 
 
 @pytest.mark.parametrize(
