@@ -147,6 +147,28 @@ def test_an_admin_edit_and_view_are_recorded(patient):
     assert (listed.action, str(patient.pk) in listed.record_ids) == ("list", True)
 
 
+def test_an_admin_change_is_recorded_with_the_change_itself(patient):
+    profile = patient.patient_profile
+    browser = Client()
+    browser.force_login(StaffFactory(is_superuser=True))
+    page = f"/admin/accounts/patientprofile/{profile.pk}/change/"
+    form = browser.get(page).context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+
+    saved = browser.post(page, {**data, "time_zone": "America/Chicago"})
+    refused = browser.post(page, {**data, "time_zone": "Not/AZone"})
+
+    assert saved.status_code == 302
+    assert refused.status_code == 200  # the form again, with its error
+    profile.refresh_from_db()
+    assert profile.time_zone == "America/Chicago"
+    assert [(action, kind, object_id, outcome) for action, kind, object_id, outcome, _ in entries()] == [
+        ("read", "accounts.patientprofile", str(profile.pk), "allowed"),
+        ("update", "accounts.patientprofile", str(profile.pk), "allowed"),
+        ("update", "accounts.patientprofile", str(profile.pk), "failed"),
+    ]
+
+
 def test_reading_and_exporting_the_trail_are_recorded(staff):
     client = client_for(staff)
 
