@@ -7,6 +7,7 @@ developer's Redis data in the database ``REDIS_URL`` names is left alone.
 """
 
 import os
+import tempfile
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from config.settings.env import env
@@ -24,6 +25,10 @@ def _test_redis_url(url: str, database: int) -> str:
 if env.str("REDIS_URL", default=""):
     # Before the settings below read it: the cache, the channel layer and Celery all follow.
     os.environ["REDIS_URL"] = _test_redis_url(env.str("REDIS_URL"), env.int("REDIS_TEST_DB", default=15))
+
+# Metrics of this run only, not those of `make run` or an earlier run (core/metrics.py); server
+# processes a test starts inherit the variable, so one scrape sums them with this process.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="telehealth-metrics-"))
 
 from config.settings.base import *  # noqa: E402, F403
 
