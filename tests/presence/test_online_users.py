@@ -2,7 +2,11 @@
 (presence/selectors.py ``online_user_list``): staff see every role, a doctor their patients (the
 care relationship of the sessions app) and verified doctors, a patient verified doctors."""
 
+import itertools
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from accounts.models import User
 from presence.selectors import online_user_list
@@ -17,6 +21,13 @@ from tests.sessions.factories import SessionFactory
 pytestmark = pytest.mark.django_db
 
 URL = "/api/v1/presence/online/"
+_DAYS = itertools.count(1)
+
+
+def treat(doctor, patient, **fields) -> None:
+    """A session between the two, each on a day of its own (a doctor's sessions may not overlap)."""
+    start = timezone.now().replace(microsecond=0) + timedelta(days=next(_DAYS))
+    SessionFactory(doctor=doctor, patient=patient, scheduled_start=start, **fields)
 
 
 def online(*users) -> None:
@@ -33,12 +44,12 @@ def listed(response) -> list[str]:
 def world(doctor, patient, staff, outsider):
     """The persona doctor treats the persona patient; another doctor treats the outsider; an
     unverified doctor; everyone but ``offline_patient`` is connected."""
-    SessionFactory(doctor=doctor, patient=patient)
+    treat(doctor, patient)
     other_doctor = DoctorFactory()
-    SessionFactory(doctor=other_doctor, patient=outsider)
+    treat(other_doctor, outsider)
     unverified = DoctorFactory(doctor_profile__is_verified=False)
     offline_patient = PatientFactory()
-    SessionFactory(doctor=doctor, patient=offline_patient)
+    treat(doctor, offline_patient)
     online(doctor, patient, staff, outsider, other_doctor, unverified)
     return {"other_doctor": other_doctor, "unverified": unverified, "offline_patient": offline_patient}
 
@@ -83,7 +94,7 @@ def test_a_doctor_sees_their_connected_patients_only(world, doctor, patient):
 
 def test_a_patient_whose_only_session_was_cancelled_is_not_the_doctors(doctor):
     former = PatientFactory()
-    SessionFactory(doctor=doctor, patient=former, status=SessionStatus.CANCELLED)
+    treat(doctor, former, status=SessionStatus.CANCELLED)
     online(former)
 
     assert listed(client_for(doctor).get(URL, {"role": "patient"})) == []
@@ -141,7 +152,7 @@ def test_anonymous_requests_are_refused(anon_client):
 def test_the_list_costs_one_query_however_many_are_online(doctor, patients, django_assert_num_queries):
     treated = [PatientFactory() for _ in range(patients)]
     for someone in treated:
-        SessionFactory(doctor=doctor, patient=someone)
+        treat(doctor, someone)
     online(*treated, DoctorFactory())
     viewer = User.objects.get(pk=doctor.pk)
 

@@ -13,7 +13,13 @@ from agora_token_builder.AccessToken import AccessToken, kJoinChannel
 
 from tests.video_calls.call_helpers import NOW, open_session
 from video_calls.models import Call, CallKind, CallStatus
-from video_calls.services.credentials import agora_token, agora_uid, ice_configuration, media_credentials
+from video_calls.services.credentials import (
+    agora_token,
+    agora_uid,
+    call_ice_configuration,
+    ice_configuration,
+    media_credentials,
+)
 from video_calls.services.rooms import call_join, session_room_get_or_create
 
 TURN_SECRET = "turn-shared-secret-for-tests"
@@ -144,6 +150,27 @@ def test_credentials_never_outlive_the_join_window(settings, turn, agora, doctor
     assert credentials.agora.expires_at == closes_at
     assert _agora_privileges(credentials.agora.token)[kJoinChannel] == int(closes_at.timestamp())
     assert credentials.agora.channel == call.room_name
+
+
+def test_a_ringing_callers_ice_servers_obey_the_window_and_the_ttl(settings, turn, doctor, patient):
+    # Given a ringing call of a session whose window closes in 20 minutes, and one with no session
+    settings.JOIN_WINDOW_CLOSES_MINUTES_AFTER = 120
+    settings.CALL_TURN_TTL_SECONDS = 24 * 3600
+    session = open_session(doctor, patient, starts_in_minutes=-100)
+    linked = Call.objects.create(
+        kind=CallKind.AD_HOC, session=session, status=CallStatus.RINGING, initiated_by=doctor, host=doctor
+    )
+    unlinked = Call.objects.create(kind=CallKind.AD_HOC, status=CallStatus.RINGING, initiated_by=doctor, host=doctor)
+
+    # When
+    capped = call_ice_configuration(call=linked, user_id=doctor.pk)
+    free = call_ice_configuration(call=unlinked, user_id=doctor.pk)
+
+    # Then
+    closes_at = NOW + timedelta(minutes=20)
+    assert capped.expires_at == closes_at
+    assert capped.ice_servers[1]["username"] == f"{int(closes_at.timestamp())}:{doctor.pk}"
+    assert free.expires_at == NOW + timedelta(hours=24)
 
 
 def test_a_240_minute_session_joined_three_hours_in_gets_credentials_past_start_plus_two_hours(
