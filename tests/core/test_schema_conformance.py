@@ -169,6 +169,9 @@ class Conformance:
             # A download, streamed (attachments) or whole (avatars).
             self._check_binary(response, found, declared, label)
             return
+        if response.status_code < 300 and media_type == "text/plain":  # the metrics exposition
+            self._check_text(response, found, declared, label)
+            return
         body = self._body(response, label)
         declared_schema = ((declared or {}).get("content") or {}).get("application/json", {}).get("schema")
         if response.status_code >= 400 and declared_schema in (None, ERROR_REFERENCE):
@@ -205,6 +208,13 @@ class Conformance:
         schema = ((declared or {}).get("content") or {}).get(media_type, {}).get("schema") or {}
         if found is None or schema.get("format") != "binary":
             raise SchemaDisagreement(f"{label}: answered {media_type}, which the schema does not declare as binary")
+        self.seen.add((found[1]["operationId"], str(response.status_code)))
+
+    def _check_text(self, response, found, declared, label: str) -> None:
+        """A plain-text answer must be declared as a string of that media type for its status."""
+        schema = ((declared or {}).get("content") or {}).get("text/plain", {}).get("schema") or {}
+        if found is None or schema.get("type") != "string":
+            raise SchemaDisagreement(f"{label}: answered text/plain, which the schema does not declare as a string")
         self.seen.add((found[1]["operationId"], str(response.status_code)))
 
     def _check_multipart(self, request, operation: dict[str, Any], template: str, label: str) -> None:
@@ -881,12 +891,17 @@ def test_presence_realtime_and_health_flow(client_as, people, settings):
     status_of(as_patient.post("/api/v1/realtime/tickets/"), 201)
     status_of(client_as().get("/api/health/live"), 200)
     status_of(client_as().get("/api/health/ready"), 200)
+    status_of(client_as(people["staff"]).get("/api/health/info"), 200)
+    assert error_code(client_as().get("/api/health/info"), 401) == "NOT_AUTHENTICATED"
+    assert error_code(as_patient.get("/api/health/info"), 403) == "PERMISSION_DENIED"
+    assert client_as(people["staff"]).get("/api/health/metrics").status_code == 200  # text, checked by the client
+    assert error_code(as_patient.get("/api/health/metrics"), 403) == "PERMISSION_DENIED"
     assert error_code(as_patient.get("/api/v1/no-such-endpoint/"), 404) == "NOT_FOUND"
     assert error_code(as_patient.delete("/api/v1/me/"), 405) == "METHOD_NOT_ALLOWED"
     assert error_code(as_patient.post("/api/v1/calls/initiate/", "callee", content_type="text/plain"), 415)
     with _redis_down():
         assert error_code(client_as().post("/api/v1/auth/login/", {"email": patient.email, "password": "x"}), 503)
-        assert status_of(client_as().get("/api/health/ready"), 503)["checks"]["redis"] == "unavailable"
+        assert status_of(client_as().get("/api/health/ready"), 503)["checks"]["cache"]["status"] == "unavailable"
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     too_large = as_patient.post("/api/v1/calls/initiate/", {"callee_id": "x" * 2048}, format="json")
     assert error_code(too_large, 413) == "PAYLOAD_TOO_LARGE"
