@@ -320,7 +320,7 @@ def test_patient_list_query_count_does_not_grow_with_the_page(
         session_between(doctor=doctor, patient=patient)
 
     # when the doctor lists a page of them
-    # then it takes three queries (the user, the count, the page with profiles)
-    with django_assert_num_queries(3):
+    # then it takes four queries (the user, the count, the page with profiles, the audit entry)
+    with django_assert_num_queries(4):
         response = doctor_client.get(PATIENTS, {"page_size": page_size})
     assert len(response.json()["results"]) == page_size
