@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("presence.urls")),
     path("", include("realtime.urls")),
     path("", include("audit.urls")),
+    path("", include("staff.urls")),
 ]
 
 urlpatterns = [

@@ -17,3 +17,10 @@ class PresenceConnectionAdmin(admin.ModelAdmin):
     list_display = ["user", "opened_at", "last_heartbeat_at"]
     list_select_related = ["user"]
     readonly_fields = ["user", "channel_name", "opened_at", "last_heartbeat_at"]
+
+    # Rows the socket writes and the sweep removes: read here, never added or edited by hand.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -23,7 +23,7 @@ VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "staff.apps.StaffAdminConfig",  # django.contrib.admin with the clinic's site (staff/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "realtime",
     "pgtrigger",
     "audit",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -61,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "staff.middleware.AdminTimeZoneMiddleware",  # admin pages in the staff member's zone
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on the admin's pages (the API docs pages set their own).
@@ -190,6 +192,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# The clinic's name on the admin (site header and title), and the zone its days and weeks are
+# counted in (the staff dashboard's "today", analytics periods; docs/settings.md).
+CLINIC_NAME = env.str("CLINIC_NAME", default="Telehealth Clinic")
+CLINIC_TIME_ZONE = env.str("CLINIC_TIME_ZONE", default="UTC")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

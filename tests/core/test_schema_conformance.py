@@ -919,6 +919,37 @@ def test_audit_trail_flow(client_as, people):
     assert error_code(as_staff.get("/api/v1/audit/entries/", {"outcome": "maybe"}), 400) == "VALIDATION_ERROR"
 
 
+def test_staff_console_flow(client_as, people):
+    from tests.video_calls.factories import CallFactory, CallParticipantFactory
+    from video_calls.models import CallKind, CallStatus, ParticipantStatus
+
+    as_staff, as_doctor = client_as(people["staff"]), client_as(people["doctor"])
+    staff_path, patient_id = "/api/v1/staff", people["patient"].pk
+    status_of(as_staff.get(f"{staff_path}/dashboard/"), 200)
+    status_of(
+        as_staff.get(f"{staff_path}/analytics/", {"start": "2026-01-01", "end": "2026-03-31", "granularity": "month"}),
+        200,
+    )
+    status_of(as_staff.get(f"{staff_path}/users/", {"search": "a", "role": "patient", "status": "active"}), 200)
+    status_of(as_staff.get(f"{staff_path}/users/{patient_id}/"), 200)
+    status_of(as_staff.patch(f"{staff_path}/users/{patient_id}/", {"display_name": "Ali"}, format="json"), 200)
+    status_of(as_staff.post(f"{staff_path}/users/{patient_id}/suspend/"), 200)
+    status_of(as_staff.post(f"{staff_path}/users/{patient_id}/reactivate/"), 200)
+    room = CallFactory(kind=CallKind.GROUP, status=CallStatus.ONGOING, initiated_by=people["doctor"])
+    CallParticipantFactory(call=room, user=people["outsider"], status=ParticipantStatus.INVITED)
+    status_of(as_staff.get(f"{staff_path}/calls/", {"status": "active"}), 200)
+    status_of(as_staff.get(f"{staff_path}/calls/{room.pk}/"), 200)
+    status_of(as_staff.get(f"{staff_path}/calls/{room.pk}/participants/"), 200)
+    status_of(as_staff.post(f"{staff_path}/calls/{room.pk}/participants/{people['outsider'].pk}/remove/"), 200)
+    status_of(as_staff.post(f"{staff_path}/calls/{room.pk}/end/"), 200)
+    status_of(as_staff.delete(f"{staff_path}/users/{people['outsider'].pk}/"), 204)
+    assert error_code(as_doctor.get(f"{staff_path}/dashboard/"), 403) == "PERMISSION_DENIED"
+    assert error_code(as_staff.get(f"{staff_path}/analytics/", {"start": "2026-02-01", "end": "2026-01-01"}), 400) == (
+        "VALIDATION_ERROR"
+    )
+    assert error_code(as_staff.post(f"{staff_path}/users/{people['staff'].pk}/suspend/"), 409) == "CANNOT_ACT_ON_SELF"
+
+
 # --- Coverage ------------------------------------------------------------------------------------
 
 
