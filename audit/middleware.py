@@ -11,7 +11,7 @@ are named) and the admin's model pages. For each one:
    be written takes the action with it;
 3. when the view refuses (401, 403, 404, 429: ``denied``) or fails (any other 4xx or 5xx, or an
    exception: ``failed``), the entry is inserted after the transaction, so the attempt is kept
-   although nothing it did is.
+   although nothing it did is. A 503 (a dependency down, core/outages.py) leaves no entry.
 
 Placed last in ``MIDDLEWARE``: it calls the view itself from ``process_view``, after every other
 middleware has run its own ``process_view`` (CSRF among them).
@@ -34,6 +34,7 @@ from rest_framework.throttling import BaseThrottle
 from audit.models import AuditAction, AuditOutcome
 from audit.services import audit_record
 from audit.specs import UNAUDITED_METHODS, AuditSpec, spec_for_route
+from core.outages import outage_of
 from core.request_context import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,12 @@ class AuditMiddleware:
             status_code = 500
         else:
             status_code = response.status_code
+        if status_code == 503 or (error is not None and outage_of(error) is not None):
+            # A dependency is down and nothing was done. When it is the database, the entry could
+            # not be written either, and trying would double the wait of an answer that must be fast.
+            if error is not None:
+                raise error
+            return response
         try:
             _record(request, target, response, status_code)
         except DatabaseError:

@@ -282,3 +282,21 @@ def test_a_listed_page_is_one_insert_whatever_its_size(patient, doctor, page_siz
         response = client.get("/api/v1/sessions/", {"page_size": page_size})
 
     assert len(AuditEntry.objects.get().record_ids) == len(response.json()["results"]) == page_size
+
+
+def test_an_outage_leaves_no_entry_and_no_second_wait(patient, doctor, monkeypatch):
+    """A dependency down answers 503 at once; the trail does not try a write the database may
+    not take (core/outages.py)."""
+    from django.db import InterfaceError
+
+    session = SessionFactory(patient=patient, doctor=doctor)
+
+    def database_down(**selector_arguments):
+        raise InterfaceError("connection refused")
+
+    monkeypatch.setattr("sessions.selectors.session_get_for_user", database_down)
+
+    response = client_for(patient).get(f"/api/v1/sessions/{session.pk}/")
+
+    assert response.status_code == 503
+    assert entries() == []
