@@ -136,7 +136,18 @@ def measure(layer: str, round_trips: int, messages: int, timeout: float) -> dict
                 [sys.executable, __file__, "--role", "migrate", "--layers", layer, "--workdir", tmp], check=True
             )
         peer = subprocess.Popen(  # noqa: S603
-            [sys.executable, __file__, "--role", "echo", "--layers", layer, "--workdir", tmp, "--timeout", str(timeout)],
+            [
+                sys.executable,
+                __file__,
+                "--role",
+                "echo",
+                "--layers",
+                layer,
+                "--workdir",
+                tmp,
+                "--timeout",
+                str(timeout),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -147,9 +158,22 @@ def measure(layer: str, round_trips: int, messages: int, timeout: float) -> dict
             channel = json.loads(line)["channel"]
             runner = subprocess.run(  # noqa: S603
                 [
-                    sys.executable, __file__, "--role", "drive", "--layers", layer, "--workdir", tmp,
-                    "--peer", channel, "--round-trips", str(round_trips), "--messages", str(messages),
-                    "--timeout", str(timeout),
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "drive",
+                    "--layers",
+                    layer,
+                    "--workdir",
+                    tmp,
+                    "--peer",
+                    channel,
+                    "--round-trips",
+                    str(round_trips),
+                    "--messages",
+                    str(messages),
+                    "--timeout",
+                    str(timeout),
                 ],
                 capture_output=True,
                 text=True,
