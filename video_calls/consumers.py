@@ -22,6 +22,7 @@ from rest_framework import serializers
 
 from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
+from core.ratelimit import throttle_user_scope
 from presence.services import presence_connection_enter_call, presence_connection_leave_call
 from realtime import protocol
 from realtime.registry import handles, on_event, on_layer_lost
@@ -123,7 +124,16 @@ def _call_body(call_id: UUID) -> dict[str, Any]:
     return CallSerializer(call_with_participants(call_id=call_id)).data
 
 
+def _call_control_limits(user, *scopes: str) -> None:
+    """Count a call-control message on the counters of the REST endpoints it stands for: every
+    ``calls/`` endpoint's (``video_call``), and ``call_initiate`` for a ring, so REST and the
+    socket share one budget (core.ratelimit)."""
+    for scope in ("video_call", *scopes):
+        throttle_user_scope(scope, user)
+
+
 def _initiate(*, user, data: dict) -> dict[str, Any]:
+    _call_control_limits(user, "call_initiate")
     placed = call_place(caller=user, **data)
     return placed_call_payload(placed, call_with_participants(call_id=placed.call.pk))
 
@@ -137,6 +147,7 @@ async def initiate(connection, data: dict) -> dict:
 
 
 def _accept(*, user, call_id: UUID, channel_name: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    _call_control_limits(user)
     call = call_get_for_user(user=user, call_id=call_id)
     result = call_accept(call=call, user=user)
     presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
@@ -158,6 +169,7 @@ async def accept(connection, data: dict) -> dict:
 
 
 def _decline(*, user, call_id: UUID, reason: str) -> dict[str, Any]:
+    _call_control_limits(user)
     call = call_get_for_user(user=user, call_id=call_id)
     return _call_body(call_decline(call=call, user=user, reason=reason).pk)
 
@@ -169,6 +181,7 @@ async def decline(connection, data: dict) -> dict:
 
 
 def _hangup(*, user, call_id: UUID, channel_name: str) -> dict[str, Any]:
+    _call_control_limits(user)
     call = call_get_for_user(user=user, call_id=call_id)
     call = call_hangup(call=call, user=user)
     presence_connection_leave_call(channel_name=channel_name, call_id=call.pk)

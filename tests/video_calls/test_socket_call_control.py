@@ -268,3 +268,36 @@ async def test_the_same_refusals_as_rest_for_a_call_in_the_wrong_state(ringing, 
     assert rest.json()["error"]["code"] == "INVALID_CALL_STATE"
     _error(reply, "INVALID_CALL_STATE", "a")
     await socket.disconnect()
+
+
+# --- Rate limits ------------------------------------------------------------------------------
+
+
+async def test_ringing_over_the_socket_shares_the_rest_initiation_limit(care, doctor, patient, settings):
+    """1 per 5 seconds per user by default, counted once for REST and the socket together."""
+    settings.CALL_INITIATE_THROTTLE_RATE = "1/5s"
+    doctor_socket = await open_socket(doctor)
+    ring = {"type": "call.initiate", "data": {"callee_id": str(patient.pk)}}
+
+    first = await answer(doctor_socket, {**ring, "id": "first"})
+    second = await answer(doctor_socket, {**ring, "id": "second"})
+    over_rest = await database_sync_to_async(
+        lambda: client_for(doctor).post("/api/v1/calls/initiate/", {"callee_id": str(patient.pk)})
+    )()
+
+    assert first["type"] == "ack"
+    refused = _error(second, "RATE_LIMITED", "second")
+    assert 1 <= refused["details"]["retry_after"] <= 5
+    assert over_rest.status_code == 429
+    assert await database_sync_to_async(Call.objects.filter(initiated_by=doctor).count)() == 1
+
+
+async def test_every_call_control_message_counts_on_the_call_endpoints_budget(ringing, patient, settings):
+    settings.VIDEO_CALL_THROTTLE_RATE = "1/min"
+    patient_socket = await open_socket(patient)
+
+    first = await answer(patient_socket, {"type": "call.decline", "id": "no", "data": {"call_id": str(ringing.pk)}})
+    second = await answer(patient_socket, {"type": "call.hangup", "id": "bye", "data": {"call_id": str(ringing.pk)}})
+
+    assert first["type"] == "ack"
+    _error(second, "RATE_LIMITED", "bye")
