@@ -95,6 +95,18 @@ ROUTES: dict[str, AuditSpec] = {
     "attachment-download": AuditSpec("attachment", actions={"GET": AuditAction.DOWNLOAD, "HEAD": AuditAction.DOWNLOAD}),
     "contact-list": AuditSpec("contact", record_type="contact"),
     "contact-detail": AuditSpec("contact"),
+    # The staff console (staff/): accounts and calls, as staff see them.
+    "staff-user-list": AuditSpec("profile", record_type="profile"),
+    "staff-user-detail": AuditSpec("profile"),
+    "staff-user-suspend": AuditSpec("profile"),
+    "staff-user-reactivate": AuditSpec("profile"),
+    "staff-call-list": AuditSpec("call", record_type="call"),
+    "staff-call-detail": AuditSpec("call"),
+    "staff-call-end": AuditSpec("call"),
+    "staff-call-participants": AuditSpec("call", record_type="participant"),
+    "staff-call-participant-remove": AuditSpec("call"),
+    "staff-dashboard": AuditSpec("clinic_statistics"),
+    "staff-analytics": AuditSpec("clinic_statistics"),
     # The trail itself: reading it is an access like any other.
     "audit-entry-list": AuditSpec("audit_entry", record_type="audit_entry"),
     "audit-entry-export": AuditSpec("audit_entry", actions={"GET": AuditAction.EXPORT}),
