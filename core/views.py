@@ -14,6 +14,7 @@ core/outages.py. What it would have added beyond that (disk, memory) is in ``inf
 """
 
 import asyncio
+import contextvars
 import hmac
 import logging
 import os
@@ -188,7 +189,10 @@ def ready(request: Request) -> Response:
     hangs costs the probe the deadline, no more. Only ``ok`` or ``unavailable`` per check: the
     reason goes to the log, not to an anonymous caller."""
     checks = readiness_checks()
-    running = {name: _probe_threads.submit(_timed, check) for name, check in checks.items()}
+    # Each check in a copy of this context: its log lines name the probe's request id.
+    running = {
+        name: _probe_threads.submit(contextvars.copy_context().run, _timed, check) for name, check in checks.items()
+    }
     futures.wait(running.values(), timeout=settings.READINESS_TIMEOUT_SECONDS)
     results = {}
     for name, outcome in running.items():

@@ -139,3 +139,22 @@ def test_open_connection_gauges_of_exited_processes_are_dropped(scraper):
         assert scrape(scraper)[gauge] == 5
     finally:
         metrics.websocket_connections.dec(5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_open_websocket_connections_are_counted_while_open(patient):
+    from channels.db import database_sync_to_async
+
+    from tests.realtime.conftest import open_socket
+
+    def gauge() -> float:
+        return samples(metrics.render_metrics().decode())[("telehealth_websocket_connections", ())]
+
+    before = await database_sync_to_async(gauge)()
+    communicator = await open_socket(patient)
+    during = await database_sync_to_async(gauge)()
+    await communicator.disconnect()
+    after = await database_sync_to_async(gauge)()
+
+    assert (during, after) == (before + 1, before)
