@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEntry, AuditEntryQuerySet
+from core import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,10 @@ def audit_record(
     ip_address: str | None = None,
     user_agent: str = "",
 ) -> AuditEntry:
-    """One INSERT, whatever the number of records a list showed (their ids go in one column)."""
+    """One INSERT, whatever the number of records a list showed (their ids go in one column).
+    Counted in the metrics (``telehealth_audit_rows_written``) once it is committed."""
     actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         actor_id=actor_id,
         action=action,
         object_type=object_type[:64],
@@ -60,6 +62,8 @@ def audit_record(
         ip_address=ip_address or None,
         user_agent=user_agent[:300],
     )
+    transaction.on_commit(metrics.audit_rows_written.inc)
+    return entry
 
 
 def audit_cutoff(*, now: datetime | None = None) -> datetime:

@@ -300,3 +300,18 @@ def test_an_outage_leaves_no_entry_and_no_second_wait(patient, doctor, monkeypat
 
     assert response.status_code == 503
     assert entries() == []
+
+
+def test_written_entries_are_counted_once_committed(patient, monkeypatch, django_capture_on_commit_callbacks):
+    from core import metrics
+
+    counted = []
+    monkeypatch.setattr(metrics.audit_rows_written, "inc", lambda amount=1: counted.append(amount))
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client_for(patient).get("/api/v1/me/")
+    assert counted == []  # not before the commit
+    for callback in callbacks:
+        callback()
+
+    assert counted == [1]
