@@ -2,6 +2,7 @@
 refusal in the error shape."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -11,6 +12,7 @@ from sessions.models import SessionStatus
 from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.factories import DoctorFactory, PatientFactory
+from tests.sessions.factories import SessionFactory
 from tests.video_calls.call_helpers import NOW, EventRecorder, event_types, open_session
 from video_calls.models import (
     Call,
@@ -274,7 +276,22 @@ def test_a_ringing_call_cannot_be_joined(ringing, patient_client):
 def test_cannot_call_yourself(doctor, doctor_client):
     response = doctor_client.post("/api/v1/calls/initiate/", {"callee_id": str(doctor.pk)})
 
-    assert_error(response, 400, "CANNOT_CALL_SELF")
+    error = assert_error(response, 400, "CANNOT_CALL_SELF")
+    assert error["details"] == {"callee_id": [{"message": "You cannot call yourself.", "code": "self"}]}
+
+
+def test_a_session_call_rings_the_sessions_other_participant_only(doctor, doctor_client, patient):
+    """Its details are field errors in the documented ``{message, code}`` shape."""
+    other_patient = PatientFactory()
+    SessionFactory(doctor=doctor, patient=other_patient)
+    session = SessionFactory(doctor=doctor, patient=patient, scheduled_start=NOW + timedelta(days=2))
+
+    response = doctor_client.post(
+        "/api/v1/calls/initiate/", {"callee_id": str(other_patient.pk), "session_id": str(session.pk)}
+    )
+
+    error = assert_error(response, 400, "CALLEE_NOT_IN_SESSION")
+    assert [item["code"] for item in error["details"]["callee_id"]] == ["not_in_session"]
 
 
 def test_patient_cannot_ring_a_stranger(patient_client, outsider):

@@ -15,10 +15,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Role, User
-from core.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from accounts.models import User
+from core.exceptions import Conflict, NotFound, PermissionDenied
 from sessions.models import Session
-from sessions.selectors import care_relation_ids, session_list_for_user
+from sessions.selectors import session_list_for_user
 from sessions.services import session_record_join
 from video_calls.models import (
     Call,
@@ -33,11 +33,13 @@ from video_calls.models import (
 from video_calls.services.access import JoinResult, enforce_join_window, joined_result
 from video_calls.services.common import (
     call_ref,
+    invalid_field,
     lock_call,
     notify_users,
     participant_role_for,
     require_participant,
     user_ref,
+    users_reachable_by,
 )
 from video_calls.services.credentials import IceConfiguration, call_ice_configuration
 from video_calls.services.lifecycle import call_finish
@@ -63,14 +65,7 @@ class NotCaller(PermissionDenied):
 
 def _callable_user(*, caller: User, callee_id: UUID) -> User:
     """The callee, if the caller may ring them; otherwise 404 so no account is revealed."""
-    callees = User.objects.filter(is_active=True)
-    if caller.is_clinic_staff:
-        pass
-    elif caller.is_doctor:
-        callees = callees.filter(Q(role__in=[Role.DOCTOR, Role.STAFF]) | Q(pk__in=care_relation_ids(user=caller)))
-    else:
-        callees = callees.filter(pk__in=care_relation_ids(user=caller))
-    callee = callees.filter(pk=callee_id).first()
+    callee = users_reachable_by(user=caller).filter(pk=callee_id).first()
     if callee is None:
         raise NotFound("No such user.", code="USER_NOT_FOUND")
     return callee
@@ -81,10 +76,11 @@ def _session_for_call(*, caller: User, callee: User, session_id: UUID) -> Sessio
     if session is None:
         raise NotFound("No such session.", code="SESSION_NOT_FOUND")
     if not session.is_participant(callee):
-        raise InvalidInput(
+        raise invalid_field(
+            "callee_id",
             "The callee is not the other participant of this session.",
-            code="CALLEE_NOT_IN_SESSION",
-            details={"callee_id": ["Not a participant of the session."]},
+            "not_in_session",
+            error_code="CALLEE_NOT_IN_SESSION",
         )
     return session
 
@@ -104,7 +100,7 @@ def call_initiate(
     """Ring ``callee``. A call linked to a session obeys the session's join window."""
     now = timezone.now()
     if callee_id == caller.pk:
-        raise InvalidInput("You cannot call yourself.", code="CANNOT_CALL_SELF", details={"callee_id": ["Yourself."]})
+        raise invalid_field("callee_id", "You cannot call yourself.", "self", error_code="CANNOT_CALL_SELF")
     callee = _callable_user(caller=caller, callee_id=callee_id)
     session = None
     if session_id is not None:
@@ -231,7 +227,7 @@ def call_accept(*, call: Call, user: User) -> JoinResult:
 def call_decline(*, call: Call, user: User, reason: str = EndReason.DECLINED) -> Call:
     """The callee refuses (``declined``) or signals they are busy (``busy``)."""
     if reason not in DECLINE_REASONS:
-        raise InvalidInput("Unknown decline reason.", details={"reason": [f"One of {', '.join(DECLINE_REASONS)}."]})
+        raise invalid_field("reason", f"Unknown decline reason: one of {', '.join(DECLINE_REASONS)}.", "invalid_choice")
     now = timezone.now()
     callee = _callee_participant(call=call, user=user)
     call_transition(
