@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django.db import connections
+from django.db.utils import ConnectionHandler
 from django.test import override_settings
 
 from core import views
@@ -117,9 +118,11 @@ def test_ready_names_an_unreachable_redis_or_broker_within_two_seconds(anon_clie
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_ready_names_an_unreachable_postgresql_within_two_seconds(anon_client, monkeypatch):
-    # The probe threads open their own connections from these settings.
-    monkeypatch.setitem(connections.settings["default"], "HOST", "127.0.0.1")
-    monkeypatch.setitem(connections.settings["default"], "PORT", str(_closed_port()))
+    # The check's connections come from a handler whose server refuses them. Without the pool:
+    # the pools are per alias and process, and the running one is connected to the real server.
+    unreachable = {**connections.settings["default"], "HOST": "127.0.0.1", "PORT": str(_closed_port())}
+    unreachable["OPTIONS"] = {name: value for name, value in unreachable["OPTIONS"].items() if name != "pool"}
+    monkeypatch.setattr(views, "connections", ConnectionHandler({"default": unreachable}))
 
     started = time.monotonic()
     response = anon_client.get("/api/health/ready")
