@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from core import metrics
@@ -28,6 +29,7 @@ from core.request_context import request_id_var
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
 from realtime.direct import DIRECT_TEXT, DirectText
+from realtime.logoff import NOT_ACTIVITY, LoggedOff, logoff_reason
 from realtime.ratelimit import TokenBucket
 from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS, LAYER_LOST_HOOKS
 from realtime.tickets import ConnectionRateLimited, ticket_redeem
@@ -73,6 +75,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # Named on every log line of the connection and on the tasks its messages start: the
     # handshake's X-Request-ID when well-formed, else a new one.
     request_id = "-"
+    # Checks the idle and absolute limits while the connection is open (realtime/logoff.py).
+    logoff_watch: asyncio.Task | None = None
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -216,6 +220,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=protocol.CLOSE_AUTH_FAILED)
             return
         self.user_id = str(self.user.pk)
+        self.opened_at = self.last_activity_at = timezone.now()
         self.max_frame_bytes = settings.REALTIME_MAX_FRAME_BYTES
         self.groups_joined: set[str] = set()
         self.calls: set[str] = set()  # calls joined over this connection
@@ -239,6 +244,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.direct = self.scope.get("extensions", {}).get(DIRECT_TEXT)
         if self.direct is not None:
             self.direct.handler = self.receive_direct
+        self.logoff_watch = asyncio.create_task(self._watch_logoff())
 
     async def disconnect(self, code: int) -> None:
         """Runs once per connection, on ``websocket.disconnect`` or, if the connection ended any
@@ -249,6 +255,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.cleaned_up = True
         self.closed = True
+        if self.logoff_watch is not None:
+            self.logoff_watch.cancel()
         LOCAL_CONNECTIONS.pop(self.channel_name, None)
         if self.counted:
             self.counted = False
@@ -279,6 +287,28 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_discard(group, self.channel_name)
         self.groups_joined.discard(group)
 
+    async def _watch_logoff(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(settings.REALTIME_LOGOFF_CHECK_SECONDS)
+            with _logged("checking the logoff limits"):
+                if await self.log_off_if_due():
+                    return
+
+    async def log_off_if_due(self) -> bool:
+        """Automatic logoff (realtime/logoff.py): past the idle or absolute limit, tell the
+        client why (``LOGGED_OFF``, ``details.reason``) and close with 4401."""
+        reason = logoff_reason(
+            opened_at=self.opened_at,
+            last_activity_at=self.last_activity_at,
+            in_call=bool(self.calls),
+            now=timezone.now(),
+        )
+        if reason is None or self.closed:
+            return False
+        await self.send_error(LoggedOff(details={"reason": reason}), None)
+        await self.close(code=protocol.CLOSE_LOGGED_OFF)
+        return True
+
     # --- From the client --------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -306,6 +336,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except protocol.ProtocolError as error:
             await self.send_error(error, protocol.request_id_of(text_data))
             return
+        if await self.log_off_if_due():  # a message after the limit does not reset it
+            return
+        if envelope.type not in NOT_ACTIVITY:
+            self.last_activity_at = timezone.now()
         await self.handle(envelope)
 
     async def handle(self, envelope: protocol.Envelope) -> None:
@@ -371,6 +405,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         handler = HANDLERS.get(envelope.type)
         if handler is None or handler.direct is None:
             return False
+        self.last_activity_at = timezone.now()  # signaling: only ever in a call, never idle
         outcome: ApplicationError | list[DirectText]
         try:
             relay = handler.direct(self, envelope.data)

@@ -16,6 +16,12 @@ PRESENCE_HEARTBEAT_SECONDS = env.int("PRESENCE_HEARTBEAT_SECONDS", default=25)
 PRESENCE_TIMEOUT_SECONDS = env.int("PRESENCE_TIMEOUT_SECONDS", default=75)
 # A dropped connection leaves its calls only if the user has not reconnected by then.
 REALTIME_RECONNECT_GRACE_SECONDS = env.int("REALTIME_RECONNECT_GRACE_SECONDS", default=20)
+# Automatic logoff (realtime/logoff.py): a connection idle this long (no client message but
+# heartbeats, and not in a call), or open this long, is closed with 4401. 0 turns a limit off.
+REALTIME_IDLE_TIMEOUT_MINUTES = env.int("REALTIME_IDLE_TIMEOUT_MINUTES", default=15)
+REALTIME_SESSION_MAX_HOURS = env.int("REALTIME_SESSION_MAX_HOURS", default=12)
+# How often a connection checks its limits (a logoff happens at most this late).
+REALTIME_LOGOFF_CHECK_SECONDS = env.float("REALTIME_LOGOFF_CHECK_SECONDS", default=30.0)
 
 REALTIME_BEAT_SCHEDULE = {
     "presence-sweep-stale-connections": {
