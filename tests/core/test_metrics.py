@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from core import metrics
 from presence.tasks import sweep_stale_connections
 from tests.conftest import client_for
+from tests.realtime.conftest import served, transport  # noqa: F401  fixtures of the socket tests
 from tests.video_calls.factories import CallFactory
 from video_calls.models import CallStatus
 
@@ -158,3 +159,29 @@ async def test_open_websocket_connections_are_counted_while_open(patient):
     after = await database_sync_to_async(gauge)()
 
     assert (during, after) == (before + 1, before)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("transport")  # the ordinary ASGI path, then uvicorn's direct path
+async def test_relayed_signals_are_counted(doctor, patient):
+    from channels.db import database_sync_to_async
+
+    from tests.realtime.conftest import next_event
+    from tests.realtime.test_signaling import _in_call, _ongoing_call
+
+    def relayed() -> float:
+        return samples(metrics.render_metrics().decode())[("telehealth_signals_relayed_total", ())]
+
+    call = await database_sync_to_async(_ongoing_call)(doctor, patient)
+    doctor_socket, _ = await _in_call(doctor, call)
+    patient_socket, _ = await _in_call(patient, call)
+    before = await database_sync_to_async(relayed)()
+
+    offer = {"call_id": str(call.pk), "to": str(patient.pk), "sdp": "v=0\r\n"}
+    await doctor_socket.send_json_to({"type": "signal.offer", "data": offer})
+    assert (await next_event(patient_socket))["type"] == "signal.offer"
+
+    assert await database_sync_to_async(relayed)() == before + 1
+    await doctor_socket.disconnect()
+    await patient_socket.disconnect()
