@@ -93,6 +93,7 @@ def test_the_list_costs_the_same_queries_whatever_the_page_size(staff, patient, 
 async def test_the_export_streams_under_asgi_too(staff, patient):
     """Under ASGI the lines come from an async iterator, not a list Django collects first."""
     from asgiref.sync import sync_to_async
+    from django.db import connections
     from django.test import AsyncClient
 
     from accounts.tokens import token_pair_for
@@ -104,6 +105,7 @@ async def test_the_export_streams_under_asgi_too(staff, patient):
     assert response.status_code == 200, response.content
     assert response.is_async
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    await sync_to_async(connections.close_all)()  # as the server does once the answer is sent
     header, recorded_in_2030, export_entry = csv.reader(io.StringIO(body))
     assert header[:2] == ["id", "occurred_at"]
     # newest first: the entry of 2030, then the export's own entry, written before the file streams
