@@ -396,7 +396,6 @@ _info_response = inline_serializer(
 @api_view(["GET"])
 @authentication_classes([HealthInfoTokenAuthentication, _access_token_authentication()])
 @permission_classes([IsStaffOrConfiguredToken])
-@throttle_classes([])
 def info(request: Request) -> Response:
     """What runs here and how it is doing: version, revision, uptime, this process's memory and
     CPU, free disk, dependency versions. Staff or ``HEALTH_INFO_TOKEN`` only: an anonymous
@@ -411,7 +410,6 @@ def info(request: Request) -> Response:
 @api_view(["GET"])
 @authentication_classes([MetricsTokenAuthentication, _access_token_authentication()])
 @permission_classes([IsStaffOrConfiguredToken])
-@throttle_classes([])
 def metrics(request: Request) -> HttpResponse:
     """Prometheus metrics of every process of the deployment (core/metrics.py). Staff or
     ``METRICS_TOKEN`` only."""
