@@ -153,7 +153,9 @@ _check_result = inline_serializer(
     "HealthCheckResult",
     {
         "status": serializers.CharField(help_text="`ok` or `unavailable`."),
-        "latency_ms": serializers.FloatField(allow_null=True, help_text="How long the dependency took to answer; null if it did not."),
+        "latency_ms": serializers.FloatField(
+            allow_null=True, help_text="How long the dependency took to answer; null if it did not."
+        ),
     },
 )
 _live_response = inline_serializer("HealthLive", {"status": serializers.CharField()})
