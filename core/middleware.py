@@ -4,7 +4,7 @@
   every log line of the request and echoed in the response, so a support ticket can name one.
 - Body size: a ``Content-Length`` over the limit is refused before a view reads the body (under
   ASGI, core/asgi.py also counts bodies sent without one, as they arrive).
-- Health probes addressed to the pod's IP: served whatever ``ALLOWED_HOSTS`` says.
+- Health probes and metrics scrapes addressed to the pod's IP: served whatever ``ALLOWED_HOSTS`` says.
 - Content-Security-Policy on the admin's pages (the API docs pages set their own, core/api_docs.py).
 """
 
@@ -70,7 +70,9 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-HEALTH_PROBE_PATHS = ("/api/health/live", "/api/health/ready")
+# Paths served to a client that names the pod by IP: the orchestrator's probes, and Prometheus,
+# whose Kubernetes discovery scrapes each pod at its address.
+HEALTH_PROBE_PATHS = ("/api/health/live", "/api/health/ready", "/api/health/metrics")
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -83,7 +85,7 @@ def _is_ip_literal(host: str) -> bool:
 
 
 class HealthProbeHostMiddleware:
-    """Serve ``/api/health/live`` and ``/ready`` to a probe that names the pod by IP address.
+    """Serve ``/api/health/live``, ``/ready`` and ``/metrics`` to a client that names the pod by IP address.
 
     Kubernetes sends its HTTP probes with ``Host: <pod IP>:<port>``, an address no
     ``ALLOWED_HOSTS`` can list in advance, so Django refused them (400 ``DisallowedHost``) and the
@@ -102,7 +104,9 @@ class HealthProbeHostMiddleware:
             if _is_ip_literal(host):
                 from core import views
 
-                view = views.live if request.path == HEALTH_PROBE_PATHS[0] else views.ready
+                view = {"/api/health/live": views.live, "/api/health/ready": views.ready}.get(
+                    request.path, views.metrics
+                )
                 response = view(request)
                 return response.render() if hasattr(response, "render") else response
         return self.get_response(request)

@@ -61,3 +61,16 @@ def test_probes_to_an_allowed_host_go_through_the_usual_chain(client):
 
     assert response.status_code == 200
     assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware ran
+
+
+def test_a_metrics_scrape_of_the_pod_ip_is_served_to_the_configured_token(client, settings):
+    settings.METRICS_TOKEN = "metrics-token-0123456789abcdef"
+
+    scraped = client.get(
+        "/api/health/metrics", HTTP_HOST="192.0.2.17:8000", HTTP_AUTHORIZATION="Bearer metrics-token-0123456789abcdef"
+    )
+    refused = client.get("/api/health/metrics", HTTP_HOST="192.0.2.17:8000")
+
+    assert scraped.status_code == 200, scraped.content
+    assert scraped["Content-Type"].startswith("text/plain")
+    assert refused.status_code == 401
