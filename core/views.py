@@ -272,9 +272,14 @@ def _access_token_authentication():
     return AccessTokenAuthentication
 
 
-# When this process started, for ``info``'s uptime.
-STARTED_AT = datetime.now(UTC)
-_STARTED_MONOTONIC = time.monotonic()
+# When this process started (the operating system's figure), for ``info``'s uptime.
+def _process_started_at() -> datetime:
+    import psutil
+
+    return datetime.fromtimestamp(psutil.Process().create_time(), UTC)
+
+
+STARTED_AT = _process_started_at()
 # Packages whose versions ``info`` reports: the ones an incident usually turns on.
 REPORTED_DEPENDENCIES = (
     "Django",
@@ -347,7 +352,7 @@ def application_info() -> dict:
         "version": _VERSION,
         "git_revision": _GIT_REVISION,
         "started_at": STARTED_AT.isoformat().replace("+00:00", "Z"),
-        "uptime_seconds": round(time.monotonic() - _STARTED_MONOTONIC, 1),
+        "uptime_seconds": round((datetime.now(UTC) - STARTED_AT).total_seconds(), 1),
         "process": {
             "pid": os.getpid(),
             "memory_rss_bytes": memory.rss,
