@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.celery_app import app as celery_app
 from core import metrics
 from presence.tasks import sweep_stale_connections
 from tests.conftest import client_for
@@ -105,6 +106,21 @@ def test_celery_task_outcomes_and_durations(scraper):
     after = scrape(scraper)
     assert after[success] == before.get(success, 0) + 1
     assert after[duration] == before.get(duration, 0) + 1
+
+
+@celery_app.task(name="tests.metrics.fail")
+def failing_task() -> None:
+    raise RuntimeError("a bug")
+
+
+def test_a_failed_celery_task_is_counted_as_a_failure(scraper):
+    failure = ("telehealth_celery_tasks_total", (("outcome", "failure"), ("task", "tests.metrics.fail")))
+    before = scrape(scraper).get(failure, 0)
+
+    with pytest.raises(RuntimeError):
+        failing_task.delay()
+
+    assert scrape(scraper)[failure] == before + 1
 
 
 def test_audit_rows_written_counter(scraper):
