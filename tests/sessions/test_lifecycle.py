@@ -30,15 +30,22 @@ def url(session, action: str = "") -> str:
 # --- Confirm -------------------------------------------------------------------------------------
 
 
-def test_the_doctor_confirms_a_requested_session(doctor_client, session, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+def test_the_doctor_confirms_a_requested_session(
+    doctor_client, session, doctor, patient, django_capture_on_commit_callbacks
+):
+    recorder = EventRecorder()
+    recorder.listen_user(doctor)
+    recorder.listen_user(patient)
+    with django_capture_on_commit_callbacks(execute=True):
         response = doctor_client.post(url(session, "confirm"))
 
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "confirmed"
     session.refresh_from_db()
     assert (session.status, session.confirmed_at) == (SessionStatus.CONFIRMED, NOW)
-    assert len(callbacks) == 1  # the session.confirmed event to both participants
+    # the session.confirmed event, to both participants
+    assert [event["type"] for event in recorder.for_user(doctor)] == ["session.confirmed"]
+    assert [event["type"] for event in recorder.for_user(patient)] == ["session.confirmed"]
 
 
 def test_staff_confirm_any_session(staff_client, session):
