@@ -38,7 +38,7 @@ from accounts.serializers import (
 from accounts.throttles import AUTH_THROTTLES
 from core.exceptions import NotFound
 from core.pagination import PageNumberPagination
-from core.schema import error_response
+from core.schema import error_codes, error_response
 from core.validation import validated
 
 
@@ -59,6 +59,7 @@ class RegisterApi(_PublicAuthApi):
         responses={
             202: DetailSerializer,
             409: error_response("LICENSE_NUMBER_TAKEN: a doctor's license number is already on file."),
+            **error_codes({503: ("SMS_UNAVAILABLE",)}),
         },
         auth=[],
     )
@@ -111,7 +112,12 @@ class LoginApi(_PublicAuthApi):
 class TokenRefreshApi(_PublicAuthApi):
     throttle_name = "token-refresh"
 
-    @extend_schema(tags=["auth"], request=RefreshSerializer, responses={200: TokenPairSerializer}, auth=[])
+    @extend_schema(
+        tags=["auth"],
+        request=RefreshSerializer,
+        responses={200: TokenPairSerializer, **error_codes({401: ("TOKEN_INVALID",)})},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Exchange a refresh token for a new pair. Each refresh token works once."""
         return Response(services.tokens_refresh(**validated(RefreshSerializer, request.data)))
@@ -153,7 +159,12 @@ class PasswordForgotApi(_PublicAuthApi):
 class PasswordResetApi(_PublicAuthApi):
     throttle_name = "password-reset"
 
-    @extend_schema(tags=["auth"], request=PasswordResetSerializer, responses={204: None}, auth=[])
+    @extend_schema(
+        tags=["auth"],
+        request=PasswordResetSerializer,
+        responses={204: None, **error_codes({401: ("TOKEN_INVALID",)})},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         """Set a new password with the uid and token from the emailed link; signs out everywhere."""
         services.password_reset_confirm(**validated(PasswordResetSerializer, request.data))
@@ -228,6 +239,7 @@ class PhoneVerifyApi(APIView):
         responses={
             200: UserSerializer,
             409: error_response("PHONE_NUMBER_TAKEN: the number is verified on another account."),
+            **error_codes({400: ("INVALID_VERIFICATION_CODE",)}),
         },
     )
     def post(self, request: Request) -> Response:
@@ -291,7 +303,11 @@ class MeApi(APIView):
         """The signed-in user's account and profile."""
         return Response(UserSerializer(request.user).data)
 
-    @extend_schema(tags=["users"], request=ProfileUpdateSerializer, responses={200: UserSerializer})
+    @extend_schema(
+        tags=["users"],
+        request=ProfileUpdateSerializer,
+        responses={200: UserSerializer, **error_codes({404: ("NOT_FOUND",)})},
+    )
     def patch(self, request: Request) -> Response:
         """Update names, the display name, the preferred language, the call defaults and the
         role's profile details. Role, email, verification flags, specialty and license number
@@ -351,7 +367,8 @@ class UserAvatarApi(APIView):
         responses={
             (200, content_type): OpenApiResponse(OpenApiTypes.BINARY, description="The re-encoded image.")
             for content_type in sorted(set(avatars.CONTENT_TYPES.values()))
-        },
+        }
+        | error_codes({404: ("NOT_FOUND",)}),
     )
     def get(self, request: Request, user_id) -> HttpResponse:
         """A user's avatar, for those who may see the user (themselves, staff, anyone for a
@@ -396,7 +413,7 @@ class DoctorListApi(_DirectoryApi):
 
 
 class DoctorDetailApi(APIView):
-    @extend_schema(tags=["directory"], responses={200: DoctorDirectorySerializer})
+    @extend_schema(tags=["directory"], responses={200: DoctorDirectorySerializer, **error_codes({404: ("NOT_FOUND",)})})
     def get(self, request: Request, doctor_id) -> Response:
         return Response(
             DoctorDirectorySerializer(selectors.doctor_get_for_user(user=request.user, doctor_id=doctor_id)).data
@@ -411,7 +428,7 @@ class PatientListApi(_DirectoryApi):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: PatientDirectorySerializer(many=True)},
+        responses={200: PatientDirectorySerializer(many=True), **error_codes({403: ("PERMISSION_DENIED",)})},
     )
     def get(self, request: Request) -> Response:
         """A doctor's patients (anyone they have or had a session with); staff see all."""
@@ -421,7 +438,10 @@ class PatientListApi(_DirectoryApi):
 
 
 class PatientDetailApi(APIView):
-    @extend_schema(tags=["directory"], responses={200: PatientDirectorySerializer})
+    @extend_schema(
+        tags=["directory"],
+        responses={200: PatientDirectorySerializer, **error_codes({403: ("PERMISSION_DENIED",), 404: ("NOT_FOUND",)})},
+    )
     def get(self, request: Request, patient_id) -> Response:
         patient = selectors.patient_get_for_user(user=request.user, patient_id=patient_id)
         return Response(PatientDirectorySerializer(patient).data)
