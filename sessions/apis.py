@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
-from core.schema import CONFLICT, error_response
+from core.schema import CONFLICT, error_codes, error_response
 from core.validation import validated
 from sessions import selectors, services
 from sessions.filters import SessionFilter
@@ -33,6 +33,8 @@ from sessions.serializers import (
 from sessions.services.payments import EVENT_TYPES, SIGNATURE_HEADER
 
 TAGS = ["sessions"]
+# What booking refuses in a new or moved time (sessions/services/booking.py).
+BOOKING_REFUSALS = ("DOCTOR_NOT_BOOKABLE", "PATIENT_INACTIVE", "START_IN_PAST", "START_TOO_FAR")
 
 
 class SessionListCreateApi(GenericAPIView):
@@ -56,7 +58,21 @@ class SessionListCreateApi(GenericAPIView):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(SessionSerializer(page, many=True).data)
 
-    @extend_schema(tags=TAGS, request=SessionCreateSerializer, responses={201: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=SessionCreateSerializer,
+        responses={
+            201: SessionSerializer,
+            **error_codes(
+                {
+                    400: (*BOOKING_REFUSALS, "SAME_USER"),
+                    403: ("PERMISSION_DENIED",),
+                    404: ("NOT_FOUND",),
+                    409: ("SCHEDULE_CONFLICT",),
+                }
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Book a session (status ``requested``). Patients book for themselves, doctors with their
         patients, staff for anyone."""
@@ -76,7 +92,14 @@ class SessionDetailApi(_SessionApi):
 
 
 class SessionConfirmApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=None, responses={200: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: SessionSerializer,
+            **error_codes({403: ("PERMISSION_DENIED",), 404: ("NOT_FOUND",), 409: ("REQUEST_LAPSED",)}),
+        },
+    )
     def post(self, request: Request, session_id) -> Response:
         """The session's doctor or staff confirm a requested session, before its start. 409
         ``INVALID_SESSION_STATE`` if it is not requested; 409 ``REQUEST_LAPSED`` once its start
@@ -86,7 +109,11 @@ class SessionConfirmApi(_SessionApi):
 
 
 class SessionCancelApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=SessionCancelSerializer, responses={200: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=SessionCancelSerializer,
+        responses={200: SessionSerializer, **error_codes({404: ("NOT_FOUND",), 409: ("NOTICE_PERIOD_PASSED",)})},
+    )
     def post(self, request: Request, session_id) -> Response:
         """Cancel a requested or confirmed session; a paid one is marked for refund."""
         data = validated(SessionCancelSerializer, request.data)
@@ -95,7 +122,20 @@ class SessionCancelApi(_SessionApi):
 
 
 class SessionRescheduleApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=SessionRescheduleSerializer, responses={200: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=SessionRescheduleSerializer,
+        responses={
+            200: SessionSerializer,
+            **error_codes(
+                {
+                    400: BOOKING_REFUSALS,
+                    404: ("NOT_FOUND",),
+                    409: ("NOTICE_PERIOD_PASSED", "SCHEDULE_CONFLICT"),
+                }
+            ),
+        },
+    )
     def post(self, request: Request, session_id) -> Response:
         """Move a requested or confirmed session, under the booking rules."""
         data = validated(SessionRescheduleSerializer, request.data)
@@ -112,7 +152,14 @@ class SessionCanJoinApi(_SessionApi):
 
 
 class SessionMarkPaidApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=MarkPaidSerializer, responses={200: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=MarkPaidSerializer,
+        responses={
+            200: SessionSerializer,
+            **error_codes({403: ("PERMISSION_DENIED",), 404: ("NOT_FOUND",), 409: ("INVALID_SESSION_STATE",)}),
+        },
+    )
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record a payment taken outside the provider."""
         data = validated(MarkPaidSerializer, request.data)
@@ -121,7 +168,15 @@ class SessionMarkPaidApi(_SessionApi):
 
 
 class SessionMarkRefundedApi(_SessionApi):
-    @extend_schema(tags=TAGS, request=MarkRefundedSerializer, responses={200: SessionSerializer, 409: CONFLICT})
+    @extend_schema(
+        tags=TAGS,
+        request=MarkRefundedSerializer,
+        responses={
+            200: SessionSerializer,
+            409: CONFLICT,
+            **error_codes({403: ("PERMISSION_DENIED",), 404: ("NOT_FOUND",)}),
+        },
+    )
     def post(self, request: Request, session_id) -> Response:
         """Staff only: record that a paid session was refunded."""
         data = validated(MarkRefundedSerializer, request.data)
@@ -154,6 +209,12 @@ class PaymentWebhookApi(APIView):
         responses={
             200: WebhookResultSerializer,
             409: CONFLICT,
+            **error_codes(
+                {
+                    400: ("PAYMENT_AMOUNT_MISMATCH", "WEBHOOK_SIGNATURE_INVALID", "WEBHOOK_TIMESTAMP_STALE"),
+                    404: ("NOT_FOUND",),
+                }
+            ),
             503: error_response(
                 "WEBHOOK_NOT_CONFIGURED: no webhook secret is set. (Or SERVICE_UNAVAILABLE, as on every "
                 "endpoint, when a dependency is down.)"
