@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
 from core.ratelimit import DEFAULT_THROTTLES
-from core.schema import CONFLICT
+from core.schema import error_codes
 from messaging import selectors
 from messaging.serializers import (
     ContactAddSerializer,
@@ -54,7 +54,17 @@ class ConversationListApi(APIView):
     @extend_schema(
         tags=["messaging"],
         request=ConversationOpenSerializer,
-        responses={200: ConversationSerializer, 201: ConversationSerializer},
+        responses={
+            200: ConversationSerializer,
+            201: ConversationSerializer,
+            **error_codes(
+                {
+                    400: ("CANNOT_MESSAGE_SELF",),
+                    403: ("CHAT_DISABLED", "NOT_PARTICIPANT"),
+                    404: ("CALL_NOT_FOUND", "CONVERSATION_NOT_FOUND", "USER_NOT_FOUND"),
+                }
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         """Open the direct conversation with ``user_id`` (someone I may message), or the chat of
@@ -72,7 +82,10 @@ class ConversationListApi(APIView):
 
 
 class ConversationDetailApi(APIView):
-    @extend_schema(tags=["messaging"], responses={200: ConversationSerializer})
+    @extend_schema(
+        tags=["messaging"],
+        responses={200: ConversationSerializer, **error_codes({404: ("CONVERSATION_NOT_FOUND",)})},
+    )
     def get(self, request: Request, conversation_id) -> Response:
         return _conversation_answer(request, conversation_id)
 
@@ -88,7 +101,10 @@ class ConversationMessageListApi(APIView):
     @extend_schema(
         tags=["messaging"],
         parameters=[*PAGE_PARAMETERS, MessageListQuerySerializer],
-        responses={200: MessageSerializer(many=True)},
+        responses={
+            200: MessageSerializer(many=True),
+            **error_codes({404: ("CONVERSATION_NOT_FOUND", "MESSAGE_NOT_FOUND")}),
+        },
     )
     def get(self, request: Request, conversation_id) -> Response:
         """The messages I may see, newest first. To catch up (after a reconnect), ask with
@@ -120,7 +136,14 @@ class MessageSendApi(APIView):
             200: OpenApiResponse(
                 MessageSerializer, description="A retry: the message stored with this client_message_id."
             ),
-            409: CONFLICT,
+            **error_codes(
+                {
+                    400: ("ATTACHMENT_MISMATCH", "CANNOT_MESSAGE_SELF", "INVALID_RECIPIENT"),
+                    403: ("CHAT_DISABLED", "MESSAGING_NOT_ALLOWED", "NOT_PARTICIPANT"),
+                    404: ("ATTACHMENT_NOT_FOUND", "CALL_NOT_FOUND", "CONVERSATION_NOT_FOUND", "USER_NOT_FOUND"),
+                    409: ("ATTACHMENT_ALREADY_SENT", "CLIENT_MESSAGE_ID_REUSED"),
+                }
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -133,7 +156,13 @@ class MessageSendApi(APIView):
 
 
 class MessageDeleteApi(APIView):
-    @extend_schema(tags=["messaging"], responses={204: None, 409: CONFLICT})
+    @extend_schema(
+        tags=["messaging"],
+        responses={
+            204: None,
+            **error_codes({403: ("NOT_MESSAGE_SENDER",), 404: ("MESSAGE_NOT_FOUND",), 409: ("DELETE_WINDOW_PASSED",)}),
+        },
+    )
     def delete(self, request: Request, message_id) -> Response:
         """Delete my own message within the delete window: its body is erased, a tombstone stays."""
         message_delete(user=request.user, message_id=message_id)
@@ -141,14 +170,22 @@ class MessageDeleteApi(APIView):
 
 
 class MessageReadApi(APIView):
-    @extend_schema(tags=["messaging"], request=None, responses={200: MarkResultSerializer})
+    @extend_schema(
+        tags=["messaging"],
+        request=None,
+        responses={200: MarkResultSerializer, **error_codes({404: ("CONVERSATION_NOT_FOUND", "MESSAGE_NOT_FOUND")})},
+    )
     def post(self, request: Request, message_id) -> Response:
         """Mark one message read."""
         return Response(MarkResultSerializer(message_mark_read(user=request.user, message_id=message_id)).data)
 
 
 class ConversationReadApi(APIView):
-    @extend_schema(tags=["messaging"], request=MessageRefSerializer, responses={200: MarkResultSerializer})
+    @extend_schema(
+        tags=["messaging"],
+        request=MessageRefSerializer,
+        responses={200: MarkResultSerializer, **error_codes({404: ("CONVERSATION_NOT_FOUND", "MESSAGE_NOT_FOUND")})},
+    )
     def post(self, request: Request, conversation_id) -> Response:
         """Mark everything up to ``message_id`` read (one statement, whatever the count)."""
         serializer = MessageRefSerializer(data=request.data)
@@ -160,7 +197,11 @@ class ConversationReadApi(APIView):
 
 
 class ConversationDeliveredApi(APIView):
-    @extend_schema(tags=["messaging"], request=MessageRefSerializer, responses={200: MarkResultSerializer})
+    @extend_schema(
+        tags=["messaging"],
+        request=MessageRefSerializer,
+        responses={200: MarkResultSerializer, **error_codes({404: ("CONVERSATION_NOT_FOUND", "MESSAGE_NOT_FOUND")})},
+    )
     def post(self, request: Request, conversation_id) -> Response:
         """Mark everything up to ``message_id`` delivered (a client that fetched them over REST)."""
         serializer = MessageRefSerializer(data=request.data)
@@ -187,7 +228,13 @@ class ContactListApi(APIView):
         return paginator.get_paginated_response(ContactSerializer(page, many=True).data)
 
     @extend_schema(
-        tags=["messaging"], request=ContactAddSerializer, responses={201: ContactSerializer, 200: ContactSerializer}
+        tags=["messaging"],
+        request=ContactAddSerializer,
+        responses={
+            201: ContactSerializer,
+            200: ContactSerializer,
+            **error_codes({400: ("CANNOT_ADD_SELF",), 404: ("USER_NOT_FOUND",)}),
+        },
     )
     def post(self, request: Request) -> Response:
         """Add a contact among those I may add (a patient: verified doctors; a doctor: their
@@ -199,7 +246,7 @@ class ContactListApi(APIView):
 
 
 class ContactDetailApi(APIView):
-    @extend_schema(tags=["messaging"], responses={204: None})
+    @extend_schema(tags=["messaging"], responses={204: None, **error_codes({404: ("CONTACT_NOT_FOUND",)})})
     def delete(self, request: Request, user_id) -> Response:
         """Remove an added contact (the care team stays: it comes from sessions)."""
         contact_remove(owner=request.user, user_id=user_id)

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.ratelimit import DEFAULT_THROTTLES
-from core.schema import error_response
+from core.schema import error_codes, error_response
 from messaging import selectors
 from messaging.attachment_files import read_decrypted
 from messaging.attachment_serializers import AttachmentSerializer, AttachmentUploadSerializer
@@ -59,6 +59,9 @@ class AttachmentUploadApi(APIView):
                 "UNSUPPORTED_MEDIA_TYPE: the body is not multipart/form-data, or the file's bytes are not "
                 "one of the allowed types (details.allowed), whatever its name or declared type."
             ),
+            **error_codes(
+                {403: ("CHAT_DISABLED", "NOT_PARTICIPANT"), 404: ("CALL_NOT_FOUND", "CONVERSATION_NOT_FOUND")}
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -74,7 +77,9 @@ class AttachmentUploadApi(APIView):
 
 
 class AttachmentDetailApi(APIView):
-    @extend_schema(tags=["messaging"], responses={200: AttachmentSerializer})
+    @extend_schema(
+        tags=["messaging"], responses={200: AttachmentSerializer, **error_codes({404: ("ATTACHMENT_NOT_FOUND",)})}
+    )
     def get(self, request: Request, attachment_id) -> Response:
         """An attachment's metadata: name, detected type, size, access, where it is shared."""
         attachment = selectors.attachment_get_for_user(user=request.user, attachment_id=attachment_id)
@@ -87,6 +92,7 @@ class AttachmentDetailApi(APIView):
             204: None,
             403: error_response("NOT_ATTACHMENT_OWNER: you may read this attachment but did not upload it."),
             409: error_response("ATTACHMENT_ALREADY_SENT: it is in a message; delete the message instead."),
+            **error_codes({404: ("ATTACHMENT_NOT_FOUND",)}),
         },
     )
     def delete(self, request: Request, attachment_id) -> Response:
@@ -111,6 +117,12 @@ class AttachmentDownloadApi(APIView):
         responses={
             (200, served): OpenApiResponse(OpenApiTypes.BINARY, description="The file's bytes, decrypted.")
             for served in SERVED_TYPES
+        }
+        | error_codes({404: ("ATTACHMENT_NOT_FOUND",)})
+        | {
+            500: error_response(
+                "ATTACHMENT_UNREADABLE: no configured key opens the stored file, or it was altered; it cannot be served."
+            )
         },
     )
     def get(self, request: Request, attachment_id) -> StreamingHttpResponse:

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from core.pagination import PageNumberPagination
 from core.ratelimit import UserRateThrottle
+from core.schema import error_codes
 from core.validation import validated
 from video_calls.models import Call, CallQualitySample
 from video_calls.selectors import history as selectors
@@ -92,7 +93,11 @@ class CallStatisticsApi(APIView):
 
 
 class CallDetailApi(APIView):
-    @extend_schema(tags=["call history"], summary="Call detail", responses={200: CallDetailSerializer})
+    @extend_schema(
+        tags=["call history"],
+        summary="Call detail",
+        responses={200: CallDetailSerializer, **error_codes({404: ("CALL_NOT_FOUND",)})},
+    )
     def get(self, request: Request, call_id: UUID) -> Response:
         """Lifecycle times, participants with their quality summaries, and the event timeline."""
         call = selectors.call_history_get(user=request.user, call_id=call_id)
@@ -133,6 +138,7 @@ class CallQualityApi(GenericAPIView):
         responses={
             201: QualitySampleSerializer,
             409: OpenApiResponse(_ERROR, description="NOT_IN_CALL: you are not connected to this ongoing call."),
+            **error_codes({404: ("CALL_NOT_FOUND",)}),
         },
     )
     def post(self, request: Request, call_id: UUID) -> Response:
