@@ -3,8 +3,10 @@
 What a view can raise is found by reading the code, not by a list kept beside it: starting from
 the view method, every function it calls in the project's own modules is parsed (``ast``) and
 followed, and every ``raise`` of an ``ApplicationError`` subclass gives a status and a code (the
-class's, or a literal ``code=`` argument). A code computed at run time (the join-window reasons)
-gives its status only. The schema, generated in-process as ``/api/schema/`` serves it, must name
+class's, or a ``code=`` argument: a literal or a module constant). ``raise invalid_field(...)``
+raises what that project function returns, read with the call's arguments. A code computed at
+run time (the join-window reasons) gives its status only; one an enclosing ``except`` swallows
+is left out. The schema, generated in-process as ``/api/schema/`` serves it, must name
 each found code in the description of that status (``core.schema.error_codes``), and have every
 found status.
 
@@ -29,8 +31,28 @@ from rest_framework.views import APIView
 
 from core.exceptions import ApplicationError
 
-PROJECT_PACKAGES = ("accounts", "core", "sessions", "video_calls", "presence", "messaging", "realtime")
-CHECKED_MODULES = ("video_calls.apis.calls", "presence.apis")
+PROJECT_PACKAGES = (
+    "accounts",
+    "audit",
+    "core",
+    "sessions",
+    "video_calls",
+    "presence",
+    "messaging",
+    "realtime",
+    "staff",
+)
+CHECKED_MODULES = (
+    "video_calls.apis.calls",
+    "video_calls.apis.history",
+    "presence.apis",
+    "messaging.apis",
+    "messaging.attachment_apis",
+    "sessions.apis",
+    "accounts.apis",
+    "realtime.apis",
+    "audit.apis",
+)
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 Raised = tuple[int, str | None]  # (status, code); code None when computed at run time
@@ -53,13 +75,52 @@ def _is_project_function(target: Any) -> bool:
     return inspect.isfunction(target) and target.__module__.split(".")[0] in PROJECT_PACKAGES
 
 
-def _code_argument(call: ast.Call) -> tuple[bool, str | None]:
+def _text(node: ast.expr, namespace: dict[str, Any], bound: dict[str, Any]) -> str | None:
+    """The string ``node`` stands for: a literal, a parameter bound to one, or a module constant
+    (``code=SCHEDULE_CONFLICT``); None when only the run time knows it."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Name) and node.id in bound:
+        return bound[node.id] if isinstance(bound[node.id], str) else None
+    value = _resolve(node, namespace)
+    return value if isinstance(value, str) else None
+
+
+def _code_argument(call: ast.Call, namespace: dict[str, Any], bound: dict[str, Any]) -> tuple[bool, str | None]:
     for keyword in call.keywords:
         if keyword.arg == "code":
-            if isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str):
-                return True, keyword.value.value
-            return True, None
+            return True, _text(keyword.value, namespace, bound)
     return False, None
+
+
+def _built_error(call: ast.Call, namespace: dict[str, Any], bound: dict[str, Any]) -> set[Raised]:
+    """What ``call`` builds, when it builds an error: an ``ApplicationError`` subclass called
+    directly, or a project function that returns one (``raise invalid_field(...,
+    error_code="CANNOT_CALL_SELF")``), read through its ``return`` with the call's literal
+    arguments bound to its parameters."""
+    target = _resolve(call.func, namespace)
+    if isinstance(target, type) and issubclass(target, ApplicationError):
+        given, code = _code_argument(call, namespace, bound)
+        return {(target.status, code if given else target.code)}
+    if not _is_project_function(target):
+        return set()
+    factory = inspect.unwrap(target)
+    arguments = {}
+    parameters = inspect.signature(factory).parameters
+    for parameter in parameters.values():
+        if parameter.default is not inspect.Parameter.empty:
+            arguments[parameter.name] = parameter.default
+    for name, value in zip(parameters, call.args, strict=False):
+        arguments[name] = _text(value, namespace, bound)
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            arguments[keyword.arg] = _text(keyword.value, namespace, bound)
+    factory_namespace = {**factory.__globals__, **_closure(factory)}
+    built: set[Raised] = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(factory)))):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+            built |= _built_error(node.value, factory_namespace, arguments)
+    return built
 
 
 @cache
@@ -78,22 +139,55 @@ def raised_by(function: Callable) -> frozenset[Raised]:
         and isinstance(node.targets[0], ast.Name)
         and isinstance(node.value, ast.Call)
     }
+    caught = _caught(tree, namespace)
     found: set[Raised] = set()
     for node in ast.walk(tree):
+        raised: set[Raised] = set()
         if isinstance(node, ast.Raise) and node.exc is not None:
             exc = node.exc
             if isinstance(exc, ast.Name) and exc.id in built:
                 exc = built[exc.id]
-            call = exc if isinstance(exc, ast.Call) else None
-            error_class = _resolve(call.func if call else exc, namespace)
-            if isinstance(error_class, type) and issubclass(error_class, ApplicationError):
-                given, code = _code_argument(call) if call else (False, None)
-                found.add((error_class.status, code if given else error_class.code))
+            if isinstance(exc, ast.Call):
+                raised = _built_error(exc, namespace, {})
+            else:
+                error_class = _resolve(exc, namespace)
+                if isinstance(error_class, type) and issubclass(error_class, ApplicationError):
+                    raised = {(error_class.status, error_class.code)}
         elif isinstance(node, ast.Call):
             target = _resolve(node.func, namespace)
             if _is_project_function(target) and inspect.unwrap(target) is not function:
-                found |= raised_by(target)
+                raised = set(raised_by(target))
+        found |= raised - caught.get(id(node), set())
     return frozenset(found)
+
+
+def _caught(tree: ast.AST, namespace: dict[str, Any]) -> dict[int, set[Raised]]:
+    """For each node inside a ``try`` body, the (status, code) its ``except`` clauses swallow.
+
+    ``attachment_name`` calls ``decrypt_body``, which raises ``MESSAGE_UNREADABLE``, inside
+    ``try: ... except BodyUnreadable: return None``: the download never answers that code. Only
+    clauses naming ``ApplicationError`` subclasses count, each as its class's own status and code
+    (a subclass raised with another ``code=`` is still reported), and a clause that re-raises
+    (a bare ``raise``) swallows nothing."""
+    caught: dict[int, set[Raised]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        swallowed: set[Raised] = set()
+        for handler in node.handlers:
+            if handler.type is None or any(
+                isinstance(inner, ast.Raise) and inner.exc is None for inner in ast.walk(handler)
+            ):
+                continue
+            names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            for name in names:
+                error_class = _resolve(name, namespace)
+                if isinstance(error_class, type) and issubclass(error_class, ApplicationError):
+                    swallowed.add((error_class.status, error_class.code))
+        for statement in node.body:
+            for inner in ast.walk(statement):
+                caught.setdefault(id(inner), set()).update(swallowed)
+    return caught
 
 
 def _closure(function: Callable) -> dict[str, Any]:
@@ -165,7 +259,7 @@ def test_every_checked_module_has_views():
     modules = {view_class.__module__ for _, _, view_class in OPERATIONS}
 
     assert modules == set(CHECKED_MODULES)
-    assert len(OPERATIONS) >= 25
+    assert len(OPERATIONS) >= 80
 
 
 @pytest.mark.parametrize(
@@ -186,6 +280,38 @@ def test_the_reading_finds_what_a_view_is_known_to_raise():
     assert {(404, "USER_NOT_FOUND"), (409, "CALLEE_BUSY"), (400, "CANNOT_CALL_SELF")} <= raised_by(CallInitiateApi.post)
     # the join-window refusal's code is the decision's reason, known at run time only
     assert {(409, "ROOM_FULL"), (403, "INVALID_PASSCODE"), (409, None)} <= raised_by(CallJoinApi.post)
+
+
+def test_the_reading_finds_what_views_of_every_checked_module_are_known_to_raise():
+    from accounts.apis import PhoneVerifyApi, TokenRefreshApi
+    from messaging.apis import MessageDeleteApi, MessageSendApi
+    from messaging.attachment_apis import AttachmentDownloadApi
+    from sessions.apis import PaymentWebhookApi, SessionListCreateApi
+    from video_calls.apis.history import CallDetailApi
+
+    assert (401, "TOKEN_INVALID") in raised_by(TokenRefreshApi.post)
+    assert (400, "INVALID_VERIFICATION_CODE") in raised_by(PhoneVerifyApi.post)
+    # ``code=SCHEDULE_CONFLICT`` names a module constant, and ``raise _schedule_conflict(...)``
+    # raises what a project function returns: both are read through.
+    assert {(409, "SCHEDULE_CONFLICT"), (400, "START_IN_PAST")} <= raised_by(SessionListCreateApi.post)
+    assert (400, "WEBHOOK_SIGNATURE_INVALID") in raised_by(PaymentWebhookApi.post)
+    assert {(409, "CLIENT_MESSAGE_ID_REUSED"), (404, "CONVERSATION_NOT_FOUND")} <= raised_by(MessageSendApi.post)
+    assert (409, "DELETE_WINDOW_PASSED") in raised_by(MessageDeleteApi.delete)
+    assert (500, "ATTACHMENT_UNREADABLE") in raised_by(AttachmentDownloadApi.get)
+    assert (404, "CALL_NOT_FOUND") in raised_by(CallDetailApi.get)
+
+
+def test_the_reading_leaves_out_a_code_the_caller_catches():
+    """``attachment_name`` calls ``decrypt_body`` (``MESSAGE_UNREADABLE``) inside ``try: ...
+    except BodyUnreadable: return None``, so the download never answers that code; a function
+    that does not catch it still reports it."""
+    from messaging.attachment_apis import AttachmentDownloadApi
+    from messaging.encryption import decrypt_body
+    from messaging.services.attachments import attachment_name
+
+    assert (500, "MESSAGE_UNREADABLE") in raised_by(decrypt_body)
+    assert (500, "MESSAGE_UNREADABLE") not in raised_by(attachment_name)
+    assert (500, "MESSAGE_UNREADABLE") not in raised_by(AttachmentDownloadApi.get)
 
 
 def test_the_check_reports_a_code_or_status_the_schema_leaves_out():
