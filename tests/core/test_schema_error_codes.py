@@ -52,6 +52,7 @@ CHECKED_MODULES = (
     "accounts.apis",
     "realtime.apis",
     "audit.apis",
+    "staff.apis",
 )
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -287,6 +288,7 @@ def test_the_reading_finds_what_views_of_every_checked_module_are_known_to_raise
     from messaging.apis import MessageDeleteApi, MessageSendApi
     from messaging.attachment_apis import AttachmentDownloadApi
     from sessions.apis import PaymentWebhookApi, SessionListCreateApi
+    from staff.apis import CallParticipantRemoveApi
     from video_calls.apis.history import CallDetailApi
 
     assert (401, "TOKEN_INVALID") in raised_by(TokenRefreshApi.post)
@@ -299,6 +301,8 @@ def test_the_reading_finds_what_views_of_every_checked_module_are_known_to_raise
     assert (409, "DELETE_WINDOW_PASSED") in raised_by(MessageDeleteApi.delete)
     assert (500, "ATTACHMENT_UNREADABLE") in raised_by(AttachmentDownloadApi.get)
     assert (404, "CALL_NOT_FOUND") in raised_by(CallDetailApi.get)
+    # the console lets admin users in; the call rules let only the staff role act as host
+    assert {(403, "NOT_HOST"), (409, "CANNOT_REMOVE_SELF")} <= raised_by(CallParticipantRemoveApi.post)
 
 
 def test_the_reading_leaves_out_a_code_the_caller_catches():
