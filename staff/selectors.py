@@ -142,7 +142,8 @@ def _grouped(queryset: QuerySet, *, field: str, span: AnalyticsRange, zone: Zone
     by_period = {}
     for row in rows:
         period = row.pop("period")
-        by_period[period.astimezone(zone).date() if isinstance(period, datetime) else period] = row
+        # Truncated in the clinic's zone, the value is that zone's midnight: its date is the period.
+        by_period[period.date() if isinstance(period, datetime) else period] = row
     return by_period
 
 

@@ -444,3 +444,18 @@ def test_staff_remove_a_participant(staff, doctor, patient, django_capture_on_co
             404,
             "PARTICIPANT_NOT_FOUND",
         )
+
+
+def test_analytics_periods_are_the_clinics_days(frozen_now, staff_client, settings):
+    # given a clinic in New York and a session at 03:00 UTC on March 3, 22:00 on March 2 there
+    settings.CLINIC_TIME_ZONE = "America/New_York"
+    SessionFactory(scheduled_start=datetime(2026, 3, 3, 3, 0, tzinfo=UTC))
+
+    periods = staff_client.get("/api/v1/staff/analytics/", {"start": "2026-03-02", "end": "2026-03-03"}).json()[
+        "periods"
+    ]
+
+    assert [(period["period_start"], period["sessions"]) for period in periods] == [
+        ("2026-03-02", 1),
+        ("2026-03-03", 0),
+    ]
