@@ -36,9 +36,11 @@ class ClinicAdminSite(admin.AdminSite):
     def each_context(self, request: HttpRequest) -> dict:
         context = super().each_context(request)
         context["site_title"] = f"{settings.CLINIC_NAME} admin"
-        context["site_header"] = f"{settings.CLINIC_NAME} administration"
-        # Activated for admin pages by staff.middleware.AdminTimeZoneMiddleware.
-        context["time_zone_name"] = timezone.get_current_timezone_name()
+        # The zone is activated for admin pages by staff.middleware.AdminTimeZoneMiddleware and
+        # named on every page, since Django's date formats do not show it.
+        zone = timezone.get_current_timezone_name()
+        context["site_header"] = f"{settings.CLINIC_NAME} administration · times in {zone}"
+        context["time_zone_name"] = zone
         return context
 
     def index(self, request: HttpRequest, extra_context: dict | None = None):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from core.exceptions import ApplicationError
 from video_calls.models import ROOM_STATUSES, Call, CallEvent, CallParticipant, EndReason, RecordingConsent
+from video_calls.selectors.calls import participants_with_users
 from video_calls.services.common import lock_call
 from video_calls.services.lifecycle import call_finish
 
@@ -86,7 +87,19 @@ class RecordingConsentAdmin(admin.ModelAdmin):
 
 @admin.register(Call)
 class CallAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "media", "status", "session", "host", "created_at", "duration_seconds", "end_reason"]
+    # Names rather than UUIDs (a short id links to the call); times in the staff member's zone
+    # (staff/middleware.py), named on the admin's index.
+    list_display = [
+        "short_id",
+        "kind",
+        "media",
+        "status",
+        "host_name",
+        "participant_names",
+        "created_at",
+        "duration_seconds",
+        "end_reason",
+    ]
     list_filter = ["status", "kind", "media", "end_reason", "waiting_room_enabled", "recording_enabled", "created_at"]
     search_fields = ["id", "room_name", "session__id", "initiated_by__email", "host__email"]
     date_hierarchy = "created_at"
@@ -120,6 +133,21 @@ class CallAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Call]:
+        return super().get_queryset(request).prefetch_related(participants_with_users())
+
+    @admin.display(description="Call", ordering="created_at")
+    def short_id(self, call: Call) -> str:
+        return call.title or str(call.pk)[:8]
+
+    @admin.display(description="Host", ordering="host__last_name")
+    def host_name(self, call: Call) -> str:
+        return call.host.shown_name if call.host else "-"
+
+    @admin.display(description="Participants")
+    def participant_names(self, call: Call) -> str:
+        return ", ".join(participant.user.shown_name for participant in call.participants.all()) or "-"
 
     @admin.action(description="End the selected calls for everyone")
     def end_calls(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:

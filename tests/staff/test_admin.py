@@ -79,3 +79,20 @@ def test_admin_times_are_in_the_staff_members_zone(patient, settings):
     # 15:00 UTC is 16:00 in Berlin
     assert "4 p.m." in page or "16:00" in page
     assert "times shown in Europe/Berlin" in index
+    assert "administration · times in Europe/Berlin" in page
+
+
+def test_calls_list_names_people_in_a_fixed_number_of_queries(admin_browser, django_assert_max_num_queries):
+    from tests.video_calls.factories import CallParticipantFactory
+
+    for _ in range(5):
+        call = CallFactory()
+        CallParticipantFactory(call=call, user=call.initiated_by)
+        CallParticipantFactory(call=call)
+    named = CallParticipantFactory(call=call).user
+
+    with django_assert_max_num_queries(12):
+        page = admin_browser.get("/admin/video_calls/call/").content.decode()
+
+    assert named.shown_name in page
+    assert f">{str(call.pk)[:8]}</a></th>" in page  # the row's link: a short id, not a wrapping UUID
