@@ -305,6 +305,31 @@ def forget_routes(connection, event: dict) -> None:
         _GENERATIONS[call_id] = _GENERATIONS.get(call_id, 0) + 1
 
 
+# Tasks started by event hooks, kept until done (the loop holds only weak references).
+_HOOK_TASKS: set[asyncio.Task] = set()
+
+
+async def _leave_after_removal(connection, call_id: str) -> None:
+    await connection.group_leave(call_group(call_id))
+    await database_call(presence_connection_leave_call, channel_name=connection.channel_name, call_id=call_id)
+
+
+@on_event
+def leave_when_removed(connection, event: dict) -> None:
+    """Someone removed from a call (by its host or by staff) is told on their own group; each of
+    their sockets in the call then leaves it: no more of its events, no longer in the call
+    (presence, the socket's idle rule)."""
+    if event.get("type") != "call.participant_removed" or not isinstance(event.get("data"), dict):
+        return
+    call_id = str(event["data"].get("call_id"))
+    if call_id not in getattr(connection, "calls", ()):
+        return
+    connection.calls.discard(call_id)
+    task = asyncio.get_running_loop().create_task(_leave_after_removal(connection, call_id))
+    _HOOK_TASKS.add(task)
+    task.add_done_callback(_HOOK_TASKS.discard)
+
+
 @on_layer_lost
 def forget_all_routes(connection) -> None:
     """This process's channel layer failed (Redis restarted, or its connection dropped): events
