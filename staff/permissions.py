@@ -1,4 +1,6 @@
-"""Who may use the staff console: clinic staff (the staff role) and admin users (``is_staff``)."""
+"""Who may use the staff console: clinic staff, the staff role. The services it calls decide by
+that role too (staff may end any call, host any room), so an admin-site flag alone
+(``is_staff`` on a patient or doctor account) does not open it, as for the audit trail."""
 
 from rest_framework.permissions import BasePermission
 
@@ -6,7 +8,7 @@ from core.exceptions import PermissionDenied
 
 
 def is_console_user(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and (user.is_clinic_staff or user.is_staff))
+    return bool(user and user.is_authenticated and user.is_active and user.is_clinic_staff)
 
 
 class IsClinicStaff(BasePermission):

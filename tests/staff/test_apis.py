@@ -459,3 +459,10 @@ def test_analytics_periods_are_the_clinics_days(frozen_now, staff_client, settin
         ("2026-03-02", 1),
         ("2026-03-03", 0),
     ]
+
+
+def test_an_admin_flag_on_a_doctor_account_does_not_open_the_console(doctor):
+    doctor.is_staff = True
+    doctor.save(update_fields=["is_staff"])
+
+    assert_error(client_for(doctor).get("/api/v1/staff/dashboard/"), 403, "PERMISSION_DENIED")
