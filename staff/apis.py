@@ -174,13 +174,7 @@ class CallEndApi(_StaffApi):
         request=None,
         responses={
             200: StaffCallSerializer,
-            **error_codes(
-                {
-                    403: ("NOT_HOST", "NOT_PARTICIPANT"),
-                    404: ("CALL_NOT_FOUND",),
-                    409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
-                }
-            ),
+            **error_codes({404: ("CALL_NOT_FOUND",), 409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE")}),
         },
     )
     def post(self, request: Request, call_id) -> Response:
@@ -197,7 +191,6 @@ class CallParticipantRemoveApi(_StaffApi):
             200: StaffParticipantSerializer,
             **error_codes(
                 {
-                    403: ("NOT_HOST",),
                     404: ("CALL_NOT_FOUND", "PARTICIPANT_NOT_FOUND"),
                     409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE", "CANNOT_REMOVE_SELF"),
                 }
