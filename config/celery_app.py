@@ -16,6 +16,14 @@ app = Celery("telehealth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+@signals.setup_logging.connect
+def _keep_the_projects_logging(**kwargs) -> None:
+    """A worker logs as the server does: settings.LOGGING, which django.setup() applied when the
+    worker loaded the project (JSON lines with the request id, core/logging.py). Without a
+    receiver here Celery configures logging itself, replacing the root logger's handlers with
+    its own plain-text one (and, for a worker started inside a test, for every later test)."""
+
+
 # Header of a task message that names the request that queued it.
 REQUEST_ID_HEADER = "request_id"
 _request_id_tokens: dict[str, object] = {}
