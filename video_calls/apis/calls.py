@@ -300,6 +300,7 @@ class MediaStateApi(APIView):
             200: CallParticipantSerializer,
             **error_codes(
                 {
+                    400: ("VOICE_CALL",),
                     403: ("NOT_PARTICIPANT", "SCREEN_SHARE_DISABLED"),
                     404: ("CALL_NOT_FOUND",),
                     409: ("INVALID_CALL_STATE", "INVALID_PARTICIPANT_STATE"),
