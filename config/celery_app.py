@@ -16,6 +16,7 @@ app = Celery("telehealth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
 @signals.setup_logging.connect
 def _keep_the_projects_logging(**kwargs) -> None:
     """A worker logs as the server does: settings.LOGGING, which django.setup() applied when the

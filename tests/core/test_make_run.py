@@ -96,9 +96,7 @@ def test_a_process_that_ignores_sigterm_is_killed_with_its_children_after_the_gr
     from config import run
 
     # Given a process that ignores SIGTERM and has a child, started as make run starts its own
-    process = subprocess.Popen(
-        [sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True, process_group=0
-    )
+    process = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE, text=True, process_group=0)
     assert process.stdout.readline().strip() == "ready"
     group = process.pid
 

@@ -47,7 +47,10 @@ def _origins(**environment: str) -> list[str]:
             {"HOST": "clinic.lan", "PORT": "8102"},
             [FRONTEND, "http://localhost:8102", "http://127.0.0.1:8102", "http://clinic.lan:8102"],
         ),
-        ({"HOST": "::1", "PORT": "8102"}, [FRONTEND, "http://localhost:8102", "http://127.0.0.1:8102", "http://[::1]:8102"]),
+        (
+            {"HOST": "::1", "PORT": "8102"},
+            [FRONTEND, "http://localhost:8102", "http://127.0.0.1:8102", "http://[::1]:8102"],
+        ),
     ],
 )
 def test_the_default_allows_the_origin_at_the_host_and_port_served(environment, expected):

@@ -68,7 +68,9 @@ def test_a_doctor_whose_only_session_was_cancelled_hears_nothing_of_the_patient(
 
     # When the patient comes online
     heard = connect_and_record(
-        patient, listeners=[doctor, current_doctor], django_capture_on_commit_callbacks=django_capture_on_commit_callbacks
+        patient,
+        listeners=[doctor, current_doctor],
+        django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
     )
 
     # Then only the doctor in a care relationship is told

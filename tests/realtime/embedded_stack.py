@@ -35,7 +35,8 @@ def embedded_environment(var_dir: Path, port: int) -> dict[str, str]:
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "REDIS_TEST_DB", "WEBSOCKET_ALLOWED_ORIGINS", "DJANGO_SETTINGS_MODULE"}
+        if key
+        not in {"DATABASE_URL", "REDIS_URL", "REDIS_TEST_DB", "WEBSOCKET_ALLOWED_ORIGINS", "DJANGO_SETTINGS_MODULE"}
     }
     return {
         **environment,
@@ -89,8 +90,6 @@ def _session(session_id: int) -> list[tuple[int, str]]:
                 command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 members.append((int(stat.parent.name), command))
     return members
-
-
 
 
 def main(argv: list[str]) -> dict:
