@@ -112,17 +112,36 @@ def server(transactional_db, tmp_path):
 
 @contextlib.contextmanager
 def slow_database():
-    """Hold the users table locked for ``LOCK_SECONDS`` from a connection of our own: every
-    request and handshake reads it, so the server's pooled connections wait on the lock."""
-    lock = psycopg.connect(_database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    """Hold the users table locked from a connection of our own: every request and handshake
+    reads it, so the server's pooled connections wait on the lock and everyone else waits for
+    the pool. The lock is released ``LOCK_SECONDS`` after both of the pool's connections are
+    seen waiting on it (``pg_locks``), not after a fixed time: on a busy machine the burst can
+    reach the server later than a timer started with the lock (bounded by ``TIMEOUT``)."""
+    url = _database_url().replace("postgres://", "postgresql://")
+    lock = psycopg.connect(url, autocommit=False)
     lock.execute("LOCK TABLE accounts_user IN ACCESS EXCLUSIVE MODE")
-    release = threading.Timer(LOCK_SECONDS, lock.commit)
+    watcher = psycopg.connect(url, autocommit=True)
+
+    def release_once_the_pool_waits() -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'accounts_user'::regclass"
+            ).fetchone()[0]
+            if waiting >= 2:
+                break
+            time.sleep(0.02)
+        time.sleep(LOCK_SECONDS)
+        lock.commit()
+
+    release = threading.Thread(target=release_once_the_pool_waits)
     release.start()
     try:
         yield
     finally:
         release.join()
         lock.close()
+        watcher.close()
 
 
 def backoff(attempt: int, retry_after: float) -> float:
