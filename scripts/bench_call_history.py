@@ -14,11 +14,10 @@ Bounded: at most 200,000 calls and 500 requests per page size, and it stops timi
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
+
+from bench_database import setup_django, throwaway_database
 
 MAX_CALLS = 200_000
 MAX_REPEAT = 500
@@ -42,16 +41,6 @@ def parse_args() -> argparse.Namespace:
     if not all(1 <= size <= 100 for size in args.pages):
         parser.error("page sizes must be between 1 and 100")
     return args
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-    from django.conf import settings
-
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_history_{os.getpid()}"
-    django.setup()
 
 
 def populate(count: int):
@@ -162,21 +151,13 @@ def measure(patient, page_sizes: list[int], repeat: int, time_limit: float) -> l
 
 def main() -> None:
     args = parse_args()
-    setup_django()
-    from django.db import connection
-    from django.test.utils import setup_test_environment, teardown_test_environment
+    setup_django("history")
 
-    setup_test_environment()
-    old_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with throwaway_database() as connection:
         started = time.monotonic()
         patient = populate(args.calls)
         print(f"database: {connection.vendor}; {args.calls} calls created in {time.monotonic() - started:.1f} s")
         rows = measure(patient, args.pages, args.repeat, args.time_limit)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
 
     print(f"{'page size':>9}  {'requests':>8}  {'p50 ms':>8}  {'p95 ms':>8}  {'queries':>7}")
     for size, requests, p50, p95, queries in rows:
