@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from config.settings.env import BASE_DIR, env
-from core.channel_layers import FanOutRedisChannelLayer
+from core.relay import RelayChannelLayer
 
 START_TIMEOUT = 10.0  # seconds for a new server to answer
 STOP_TIMEOUT = 5.0  # seconds for a server to exit after SHUTDOWN, before SIGKILL
@@ -188,7 +188,7 @@ def stop(var_dir: Path | None = None) -> bool:
         return True
 
 
-class EmbeddedRedisChannelLayer(FanOutRedisChannelLayer):
+class EmbeddedRedisChannelLayer(RelayChannelLayer):
     """channels-redis on the embedded server, started on first use in a process."""
 
     def __init__(self, *args, var_dir: str | None = None, **kwargs) -> None:

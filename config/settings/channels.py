@@ -42,9 +42,7 @@ CHANNEL_LAYER_ENCRYPTED = env.bool("CHANNEL_LAYER_ENCRYPTED", default=True)
 CHANNEL_LAYER_ENCRYPTION_KEYS = env.list("CHANNEL_LAYER_ENCRYPTION_KEYS", default=[])
 
 if _REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "core.channel_layers.FanOutRedisChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "core.relay.RelayChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}}
 else:
     CHANNEL_LAYERS = {
         "default": {

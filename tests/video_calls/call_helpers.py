@@ -5,10 +5,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from core.events import call_group, user_group
+from tests.layer_loop import on_layer_loop
 from tests.sessions.factories import ConfirmedPaidSessionFactory
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -30,35 +30,35 @@ class EventRecorder:
         self.channels: dict[str, str] = {}
 
     def listen_user(self, user) -> None:
-        self._listen(user_group(user.pk))
+        self.listen_group(user_group(user.pk))
 
     def listen_call(self, call) -> None:
-        self._listen(call_group(call.pk))
+        self.listen_group(call_group(call.pk))
 
-    def _listen(self, group: str) -> None:
-        channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(group, channel)
+    def listen_group(self, group: str) -> None:
+        channel = on_layer_loop(self.layer.new_channel())
+        on_layer_loop(self.layer.group_add(group, channel))
         self.channels[group] = channel
 
     def for_user(self, user) -> list[dict[str, Any]]:
-        return self._drain(user_group(user.pk))
+        return self.drain_group(user_group(user.pk))
 
     def for_call(self, call) -> list[dict[str, Any]]:
-        return self._drain(call_group(call.pk))
+        return self.drain_group(call_group(call.pk))
 
-    def _drain(self, group: str) -> list[dict[str, Any]]:
+    def drain_group(self, group: str, timeout: float = 0.2) -> list[dict[str, Any]]:
         channel = self.channels[group]
 
         async def drain() -> list[dict[str, Any]]:
             events = []
             while True:
                 try:
-                    message = await asyncio.wait_for(self.layer.receive(channel), timeout=0.2)
+                    message = await asyncio.wait_for(self.layer.receive(channel), timeout=timeout)
                 except TimeoutError:
                     return events
                 events.append(message["event"])
 
-        return async_to_sync(drain)()
+        return on_layer_loop(drain())
 
 
 def event_types(events: list[dict[str, Any]]) -> list[str]:

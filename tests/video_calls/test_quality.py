@@ -1,19 +1,17 @@
 """Quality metrics: participants connected to a call submit samples (validated, throttled,
 broadcast as ``quality.recorded``); anyone who may see the call lists them."""
 
-import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from core.events import call_group
 from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.factories import PatientFactory
+from tests.video_calls.call_helpers import EventRecorder
 from tests.video_calls.factories import CallFactory, CallParticipantFactory, CallQualitySampleFactory
 from video_calls.models import CallQualitySample, CallStatus, ParticipantRole, ParticipantStatus
 
@@ -51,22 +49,11 @@ def live_call(doctor, patient):
 @pytest.fixture
 def call_events():
     """Subscribe to a call's group before acting; ``received()`` then returns what arrived."""
-    layer = get_channel_layer()
 
     def subscribe(call_id):
-        channel = async_to_sync(layer.new_channel)()
-        async_to_sync(layer.group_add)(call_group(call_id), channel)
-
-        async def drain(timeout: float) -> list[dict]:
-            events = []
-            while True:
-                try:
-                    message = await asyncio.wait_for(layer.receive(channel), timeout)
-                except TimeoutError:
-                    return events
-                events.append(message["event"])
-
-        return lambda timeout=0.3: async_to_sync(drain)(timeout)
+        recorder = EventRecorder()
+        recorder.listen_group(call_group(call_id))
+        return lambda timeout=0.3: recorder.drain_group(call_group(call_id), timeout)
 
     return subscribe
 

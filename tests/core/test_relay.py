@@ -1,0 +1,196 @@
+"""The channel layer's relay (core.relay): messages between processes over one Redis pub/sub
+subscription per process, in order, and never lost without the receiver being told.
+
+Two layer instances stand for two processes (each has its own relay id, so a message between
+them crosses Redis). Against a real Redis: the ``REDIS_URL`` server in the services run, the
+embedded one otherwise.
+"""
+
+import asyncio
+
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from config import embedded_redis
+from core.relay import RelayChannelLayer, RelayLost
+
+pytestmark = pytest.mark.asyncio
+
+MARKER = "relay-marker-7c1d"
+
+
+@pytest.fixture
+def layer_address(tmp_path):
+    if settings.REDIS_URL:
+        yield settings.REDIS_URL
+        return
+    var_dir = tmp_path / "var"
+    embedded_redis.ensure_running(var_dir)
+    yield embedded_redis.address(var_dir)
+    embedded_redis.stop(var_dir)
+
+
+def _layer(address: str, **config) -> RelayChannelLayer:
+    return RelayChannelLayer(hosts=[{"address": address}], prefix="relay-test", **config)
+
+
+@pytest_asyncio.fixture
+async def processes(layer_address):
+    """Two layers, as two server processes have."""
+    here, there = _layer(layer_address, capacity=1000), _layer(layer_address, capacity=1000)
+    await here.flush()
+    yield here, there
+    for layer in (here, there):
+        await layer.flush()
+        await layer.close_pools()
+
+
+async def _drain(layer, channel: str, count: int) -> list[dict]:
+    return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
+
+
+async def test_a_message_to_another_process_arrives_through_redis(processes, layer_address):
+    here, there = processes
+    inbox = await there.new_channel()
+    published = []
+    watcher = aioredis.from_url(layer_address)
+    pubsub = watcher.pubsub()
+    await pubsub.psubscribe("relay-test:relay:*")
+    await pubsub.get_message(timeout=1)  # the psubscribe confirmation
+
+    await here.send(inbox, {"type": "domain.event", "body": MARKER})
+
+    assert await asyncio.wait_for(there.receive(inbox), 5) == {"type": "domain.event", "body": MARKER}
+    while (message := await pubsub.get_message(timeout=1)) is not None:
+        published.append(message)
+    await pubsub.aclose()
+    await watcher.aclose()
+    assert len(published) == 1
+    assert MARKER.encode() not in published[0]["data"]  # sealed on the wire too
+
+
+async def test_a_message_between_channels_of_one_process_never_reaches_redis(processes, monkeypatch):
+    here, _ = processes
+    inbox = await here.new_channel()
+    published = []
+    monkeypatch.setattr(here, "_publish", lambda pending: published.append(pending))
+
+    await here.send(inbox, {"type": "domain.event", "n": 1})
+
+    assert await asyncio.wait_for(here.receive(inbox), 5) == {"type": "domain.event", "n": 1}
+    assert published == []
+
+
+async def test_messages_to_a_process_arrive_in_the_order_they_were_sent(processes):
+    here, there = processes
+    first, second = await there.new_channel(), await there.new_channel()
+    await here.group_add("call.c", first)
+
+    # Sent concurrently, so that they share pipelines: the order must still hold.
+    await asyncio.gather(*(here.send(second, {"type": "domain.event", "n": n}) for n in range(300)))
+    for n in range(20):  # one after the other: each sent after the previous one returned
+        await here.group_send("call.c", {"type": "domain.event", "n": n})
+
+    assert [message["n"] for message in await _drain(there, second, 300)] == list(range(300))
+    assert [message["n"] for message in await _drain(there, first, 20)] == list(range(20))
+
+
+async def test_an_event_to_several_groups_reaches_each_channel_once(processes):
+    here, there = processes
+    remote, local = await there.new_channel(), await here.new_channel()
+    for group in ("user.a", "call.c"):
+        await here.group_add(group, remote)
+        await here.group_add(group, local)
+    await here.group_add("user.b", remote)
+
+    await here.group_send_many(["user.a", "call.c", "user.b"], {"type": "domain.event"})
+
+    for layer, channel in ((there, remote), (here, local)):
+        assert await _drain(layer, channel, 1) == [{"type": "domain.event"}]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.2)
+
+
+async def test_a_dropped_subscription_ends_every_channel_after_what_already_arrived(processes, layer_address):
+    here, there = processes
+    first, second = await there.new_channel(), await there.new_channel()
+    await here.send(first, {"type": "domain.event", "n": 1})
+    assert await _drain(there, first, 1) == [{"type": "domain.event", "n": 1}]
+    await here.send(second, {"type": "domain.event", "n": 2})
+    await asyncio.sleep(0.2)  # arrived, not yet read
+
+    killer = aioredis.from_url(layer_address)
+    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
+    for client in await killer.client_list():  # this test's subscriptions: its database, subscribed
+        if client["db"] == database and client.get("sub") != "0":
+            await killer.client_kill_filter(_id=client["id"])
+    await killer.aclose()
+
+    assert await _drain(there, second, 1) == [{"type": "domain.event", "n": 2}]
+    for channel in (first, second):
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(there.receive(channel), 5)
+    # A new channel gets a new subscription and works.
+    fresh = await there.new_channel()
+    await here.send(fresh, {"type": "domain.event", "n": 3})
+    assert await _drain(there, fresh, 1) == [{"type": "domain.event", "n": 3}]
+
+
+async def test_a_channel_nobody_reads_is_ended_at_capacity_not_thinned(layer_address):
+    sender, receiver = _layer(layer_address), _layer(layer_address, capacity=3)
+    try:
+        inbox = await receiver.new_channel()
+        for n in range(5):
+            await sender.send(inbox, {"type": "domain.event", "n": n})
+        await asyncio.sleep(0.2)
+
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(receiver.receive(inbox), 5)
+    finally:
+        for layer in (sender, receiver):
+            await layer.close_pools()
+
+
+async def test_a_message_sealed_under_another_key_ends_its_channels(layer_address, settings):
+    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["another-deployment"]
+    stranger = _layer(layer_address)
+    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["ours"]
+    receiver = _layer(layer_address)
+    try:
+        inbox, bystander = await receiver.new_channel(), await receiver.new_channel()
+        await stranger.send(inbox, {"type": "domain.event"})
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(receiver.receive(inbox), 5)
+        await receiver.send(bystander, {"type": "domain.event"})  # the subscription lives on
+        assert await _drain(receiver, bystander, 1) == [{"type": "domain.event"}]
+    finally:
+        for layer in (stranger, receiver):
+            await layer.close_pools()
+
+
+async def test_a_channel_nobody_waits_on_for_the_expiry_is_forgotten(layer_address):
+    layer = _layer(layer_address, expiry=1)
+    try:
+        waited_on, abandoned = await layer.new_channel(), await layer.new_channel()
+        reader = asyncio.ensure_future(layer.receive(waited_on))
+        await asyncio.sleep(2.5)
+        await layer.send(waited_on, {"type": "domain.event"})
+
+        assert await asyncio.wait_for(reader, 5) == {"type": "domain.event"}
+        with pytest.raises(RelayLost):
+            await layer.receive(abandoned)
+    finally:
+        await layer.close_pools()
+
+
+async def test_a_receive_that_times_out_keeps_the_channel(processes):
+    here, there = processes
+    inbox = await there.new_channel()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(there.receive(inbox), 0.1)
+
+    await here.send(inbox, {"type": "domain.event"})
+
+    assert await _drain(there, inbox, 1) == [{"type": "domain.event"}]
