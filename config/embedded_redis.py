@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from config.settings.env import BASE_DIR, env
-from core.relay import RelayChannelLayer
+from core.channel_layers import RelayChannelLayer
 
 START_TIMEOUT = 10.0  # seconds for a new server to answer
 STOP_TIMEOUT = 5.0  # seconds for a server to exit after SHUTDOWN, before SIGKILL
@@ -189,7 +189,7 @@ def stop(var_dir: Path | None = None) -> bool:
 
 
 class EmbeddedRedisChannelLayer(RelayChannelLayer):
-    """channels-redis on the embedded server, started on first use in a process."""
+    """The relay layer on the embedded server, started on first use in a process."""
 
     def __init__(self, *args, var_dir: str | None = None, **kwargs) -> None:
         ensure_running(Path(var_dir) if var_dir else None)

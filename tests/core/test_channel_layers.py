@@ -1,18 +1,27 @@
-"""One fan-out for an event to several groups (core.channel_layers): every channel of every
-group gets the message once, in two Redis round trips whatever the number of groups, under the
-same expiry and capacity rules as channels-redis's own ``group_send``.
+"""The channel layer (core.channel_layers): messages between processes over one Redis pub/sub
+subscription per process, in order, never lost without the receiver being told; an event for
+several groups reaches each of their channels once, their members read in one round trip.
 
-Against a real Redis: the ``REDIS_URL`` server in the services run, the embedded one otherwise.
+Two layer instances stand for two processes (each has its own relay id, so a message between
+them crosses Redis). Against a real Redis: the ``REDIS_URL`` server in the services run, the
+embedded one otherwise.
 """
 
+import asyncio
+
+import msgpack
 import pytest
 import pytest_asyncio
-from cryptography.fernet import InvalidToken
+import redis.asyncio as aioredis
 from django.conf import settings
 
 from config import embedded_redis
 from core import channel_layers
-from core.channel_layers import FanOutRedisChannelLayer, group_send_many
+from core.channel_layers import RelayChannelLayer, RelayLost, group_send_many
+
+pytestmark = pytest.mark.asyncio
+
+MARKER = "relay-marker-7c1d"
 
 
 @pytest.fixture
@@ -26,13 +35,242 @@ def layer_address(tmp_path):
     embedded_redis.stop(var_dir)
 
 
+def _layer(address: str, **config) -> RelayChannelLayer:
+    return RelayChannelLayer(hosts=[{"address": address}], prefix="relay-test", **config)
+
+
 @pytest_asyncio.fixture
-async def layer(layer_address):
-    layer = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-test", capacity=3)
-    await layer.flush()
-    yield layer
-    await layer.flush()
-    await layer.close_pools()
+async def processes(layer_address):
+    """Two layers, as two server processes have."""
+    here, there = _layer(layer_address, capacity=1000), _layer(layer_address, capacity=1000)
+    await here.flush()
+    yield here, there
+    for layer in (here, there):
+        await layer.flush()
+        await layer.close_pools()
+
+
+async def _drain(layer, channel: str, count: int) -> list[dict]:
+    return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
+
+
+async def test_a_message_to_another_process_arrives_through_redis(processes, layer_address):
+    here, there = processes
+    inbox = await there.new_channel()
+    published = []
+    watcher = aioredis.from_url(layer_address)
+    pubsub = watcher.pubsub()
+    await pubsub.psubscribe("relay-test:relay:*")
+    await pubsub.get_message(timeout=1)  # the psubscribe confirmation
+
+    await here.send(inbox, {"type": "domain.event", "body": MARKER})
+
+    assert await asyncio.wait_for(there.receive(inbox), 5) == {"type": "domain.event", "body": MARKER}
+    while (message := await pubsub.get_message(timeout=1)) is not None:
+        published.append(message)
+    await pubsub.aclose()
+    await watcher.aclose()
+    assert len(published) == 1  # one PUBLISH, to the receiving process's relay only
+
+
+async def test_a_message_between_channels_of_one_process_never_reaches_redis(processes, monkeypatch):
+    here, _ = processes
+    inbox = await here.new_channel()
+    published = []
+    monkeypatch.setattr(here, "_publish", lambda pending: published.append(pending))
+
+    await here.send(inbox, {"type": "domain.event", "n": 1})
+
+    assert await asyncio.wait_for(here.receive(inbox), 5) == {"type": "domain.event", "n": 1}
+    assert published == []
+
+
+async def test_messages_to_a_process_arrive_in_the_order_they_were_sent(processes):
+    here, there = processes
+    first, second = await there.new_channel(), await there.new_channel()
+    await here.group_add("call.c", first)
+
+    # Sent concurrently, so that they share pipelines: the order must still hold.
+    await asyncio.gather(*(here.send(second, {"type": "domain.event", "n": n}) for n in range(300)))
+    for n in range(20):  # one after the other: each sent after the previous one returned
+        await here.group_send("call.c", {"type": "domain.event", "n": n})
+
+    assert [message["n"] for message in await _drain(there, second, 300)] == list(range(300))
+    assert [message["n"] for message in await _drain(there, first, 20)] == list(range(20))
+
+
+async def test_an_event_to_several_groups_reaches_each_channel_once(processes):
+    here, there = processes
+    remote, local = await there.new_channel(), await here.new_channel()
+    for group in ("user.a", "call.c"):
+        await here.group_add(group, remote)
+        await here.group_add(group, local)
+    await here.group_add("user.b", remote)
+
+    await here.group_send_many(["user.a", "call.c", "user.b"], {"type": "domain.event"})
+
+    for layer, channel in ((there, remote), (here, local)):
+        assert await _drain(layer, channel, 1) == [{"type": "domain.event"}]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 0.2)
+
+
+async def test_a_dropped_subscription_ends_every_channel_after_what_already_arrived(processes, layer_address):
+    here, there = processes
+    first, second = await there.new_channel(), await there.new_channel()
+    await here.send(first, {"type": "domain.event", "n": 1})
+    assert await _drain(there, first, 1) == [{"type": "domain.event", "n": 1}]
+    await here.send(second, {"type": "domain.event", "n": 2})
+    await asyncio.sleep(0.2)  # arrived, not yet read
+
+    killer = aioredis.from_url(layer_address)
+    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
+    for client in await killer.client_list():  # this test's subscriptions: its database, subscribed
+        if client["db"] == database and client.get("sub") != "0":
+            await killer.client_kill_filter(_id=client["id"])
+    await killer.aclose()
+
+    assert await _drain(there, second, 1) == [{"type": "domain.event", "n": 2}]
+    for channel in (first, second):
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(there.receive(channel), 5)
+    # A new channel gets a new subscription and works.
+    fresh = await there.new_channel()
+    await here.send(fresh, {"type": "domain.event", "n": 3})
+    assert await _drain(there, fresh, 1) == [{"type": "domain.event", "n": 3}]
+
+
+async def test_a_channel_nobody_reads_is_ended_at_capacity_not_thinned(layer_address):
+    sender, receiver = _layer(layer_address), _layer(layer_address, capacity=3)
+    try:
+        inbox = await receiver.new_channel()
+        for n in range(5):
+            await sender.send(inbox, {"type": "domain.event", "n": n})
+        await asyncio.sleep(0.2)
+
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(receiver.receive(inbox), 5)
+    finally:
+        for layer in (sender, receiver):
+            await layer.close_pools()
+
+
+async def test_a_corrupt_message_ends_its_channels_and_the_subscription_lives_on(processes, layer_address):
+    here, there = processes
+    inbox, bystander = await there.new_channel(), await there.new_channel()
+    garbage = aioredis.from_url(layer_address)
+    relay_key = there._relay_key(channel_layers._relay_id(inbox))
+    await garbage.publish(relay_key, msgpack.packb([[[inbox], b"\xc1 not msgpack"]], use_bin_type=True))
+    await garbage.aclose()
+
+    with pytest.raises(RelayLost):
+        await asyncio.wait_for(there.receive(inbox), 5)
+    await here.send(bystander, {"type": "domain.event"})
+    assert await _drain(there, bystander, 1) == [{"type": "domain.event"}]
+
+
+async def test_a_channel_nobody_waits_on_for_the_expiry_is_forgotten(layer_address):
+    layer = _layer(layer_address, expiry=1)
+    try:
+        waited_on, abandoned = await layer.new_channel(), await layer.new_channel()
+        reader = asyncio.ensure_future(layer.receive(waited_on))
+        await asyncio.sleep(2.5)
+        await layer.send(waited_on, {"type": "domain.event"})
+
+        assert await asyncio.wait_for(reader, 5) == {"type": "domain.event"}
+        with pytest.raises(RelayLost):
+            await layer.receive(abandoned)
+    finally:
+        await layer.close_pools()
+
+
+async def test_a_receive_that_times_out_keeps_the_channel(processes):
+    here, there = processes
+    inbox = await there.new_channel()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(there.receive(inbox), 0.1)
+
+    await here.send(inbox, {"type": "domain.event"})
+
+    assert await _drain(there, inbox, 1) == [{"type": "domain.event"}]
+
+
+async def test_a_receiver_takes_messages_while_nothing_waits_in_the_queue(processes):
+    here, there = processes
+    inbox = await there.new_channel()
+    taken, accepting = [], [True]
+
+    def receiver(message):
+        if accepting[0]:
+            taken.append(message["n"])
+        return accepting[0]
+
+    there.set_receiver(inbox, receiver)
+    await here.send(inbox, {"type": "client.text", "n": 1})
+    await asyncio.sleep(0.2)
+    accepting[0] = False
+    await here.send(inbox, {"type": "client.text", "n": 2})
+    await asyncio.sleep(0.2)
+    accepting[0] = True
+    await here.send(inbox, {"type": "client.text", "n": 3})  # behind 2 in the queue: not offered
+
+    assert [message["n"] for message in await _drain(there, inbox, 2)] == [2, 3]
+    assert taken == [1]
+
+
+async def test_an_event_to_six_groups_costs_one_read_and_one_publish(processes, monkeypatch):
+    here, there = processes
+    groups = [f"user.{index}" for index in range(6)]
+    for group in groups:
+        await here.group_add(group, await there.new_channel())
+    round_trips: list[str] = []
+    real_connection = here.connection
+    monkeypatch.setattr(here, "connection", lambda index: CountingConnection(real_connection(index), round_trips))
+
+    await here.group_send_many(groups, {"type": "domain.event"})
+
+    assert round_trips == ["pipeline", "pipeline"]  # the members of all six, then one PUBLISH
+
+
+async def test_groups_without_members_cost_one_round_trip(processes, monkeypatch):
+    here, _ = processes
+    round_trips: list[str] = []
+    real_connection = here.connection
+    monkeypatch.setattr(here, "connection", lambda index: CountingConnection(real_connection(index), round_trips))
+
+    await here.group_send_many(["user.nobody", "user.noone"], {"type": "domain.event"})
+
+    assert round_trips == ["pipeline"]
+
+
+async def test_expired_group_members_are_not_sent_to(processes, monkeypatch):
+    here, there = processes
+    stale = await there.new_channel()
+    await here.group_add("user.a", stale)
+    monkeypatch.setattr(here, "group_expiry", -1)  # every membership is now past its expiry
+
+    await here.group_send_many(["user.a"], {"type": "domain.event"})
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(there.receive(stale), 0.3)
+
+
+async def test_a_layer_without_it_gets_one_group_send_per_group():
+    sent = []
+
+    class PlainLayer:
+        async def group_send(self, group, message):
+            sent.append((group, message["type"]))
+
+    await group_send_many(PlainLayer(), ["user.a", "user.b"], {"type": "domain.event"})
+
+    assert sent == [("user.a", "domain.event"), ("user.b", "domain.event")]
+
+
+async def test_the_installed_channels_redis_is_the_one_read():
+    """The layer uses channels-redis helpers that are not public API: on another release, read
+    its ``core.py`` again before changing ``VERIFIED_VERSION``."""
+    assert channel_layers.installed_version() == channel_layers.VERIFIED_VERSION
 
 
 class CountingPipeline:
@@ -66,159 +304,3 @@ class CountingConnection:
             return await command(*args, **kwargs)
 
         return counted
-
-
-async def _joined(layer, groups: dict[str, int]) -> dict[str, list[str]]:
-    channels = {}
-    for group, count in groups.items():
-        channels[group] = [await layer.new_channel() for _ in range(count)]
-        for channel in channels[group]:
-            await layer.group_add(group, channel)
-    return channels
-
-
-@pytest.mark.asyncio
-async def test_every_channel_of_every_group_gets_the_message_once(layer):
-    channels = await _joined(layer, {"user.a": 2, "user.b": 1, "user.c": 1})
-    both = channels["user.a"][0]
-    await layer.group_add("user.b", both)  # one connection in two of the groups
-
-    await layer.group_send_many(["user.a", "user.b"], {"type": "domain.event", "n": 1})
-
-    for channel in [*channels["user.a"], *channels["user.b"]]:
-        assert await layer.receive(channel) == {"type": "domain.event", "n": 1}
-    for channel in [both, channels["user.c"][0]]:  # no second copy, nothing for user.c
-        assert await _nothing_waiting(layer, channel)
-
-
-async def _nothing_waiting(layer, channel) -> bool:
-    """Nothing for ``channel`` in Redis, nor already received for it into the layer's buffer."""
-    key = layer.non_local_name(channel) if "!" in channel else channel
-    in_redis = await layer.connection(layer.consistent_hash(key)).zcard(layer.prefix + key)
-    buffered = layer.receive_buffer[channel].qsize() if channel in layer.receive_buffer else 0
-    return in_redis == 0 and buffered == 0
-
-
-@pytest.mark.asyncio
-async def test_two_round_trips_whatever_the_number_of_groups(layer, monkeypatch):
-    groups = {f"user.{index}": 1 for index in range(6)}
-    await _joined(layer, groups)
-    counter: list[str] = []
-    real_connection = layer.connection
-    monkeypatch.setattr(layer, "connection", lambda index: CountingConnection(real_connection(index), counter))
-
-    await layer.group_send_many(list(groups), {"type": "domain.event"})
-    many = list(counter)
-    counter.clear()
-    await FanOutRedisChannelLayer.group_send(layer, "user.0", {"type": "domain.event"})
-
-    assert many == ["pipeline", "eval"]
-    assert len(counter) == 4  # channels-redis's group_send, for one group
-
-
-@pytest.mark.asyncio
-async def test_a_channel_at_capacity_drops_the_message_as_group_send_does(layer):
-    # Channels of their own (a process's channels from ``new_channel`` share one inbox).
-    full, free = "fanout.full", "fanout.free"
-    await layer.group_add("user.full", full)
-    await layer.group_add("user.free", free)
-    for index in range(3):  # the layer's capacity
-        await layer.send(full, {"type": "filler", "n": index})
-
-    await layer.group_send_many(["user.full", "user.free"], {"type": "domain.event"})
-
-    assert await layer.receive(free) == {"type": "domain.event"}
-    assert [(await layer.receive(full))["type"] for _ in range(3)] == ["filler"] * 3
-    assert await _nothing_waiting(layer, full)
-
-
-@pytest.mark.asyncio
-async def test_expired_group_members_are_not_sent_to(layer, monkeypatch):
-    channels = await _joined(layer, {"user.a": 1})
-    stale = channels["user.a"][0]
-    monkeypatch.setattr(layer, "group_expiry", -1)  # every membership is now past its expiry
-
-    await layer.group_send_many(["user.a"], {"type": "domain.event"})
-
-    assert await _nothing_waiting(layer, stale)
-
-
-@pytest.mark.asyncio
-async def test_groups_without_members_cost_one_round_trip(layer, monkeypatch):
-    counter: list[str] = []
-    real_connection = layer.connection
-    monkeypatch.setattr(layer, "connection", lambda index: CountingConnection(real_connection(index), counter))
-
-    await layer.group_send_many(["user.nobody", "user.noone"], {"type": "domain.event"})
-
-    assert counter == ["pipeline"]
-
-
-@pytest.mark.asyncio
-async def test_a_layer_without_it_gets_one_group_send_per_group():
-    sent = []
-
-    class PlainLayer:
-        async def group_send(self, group, message):
-            sent.append((group, message["type"]))
-
-    await group_send_many(PlainLayer(), ["user.a", "user.b"], {"type": "domain.event"})
-
-    assert sent == [("user.a", "domain.event"), ("user.b", "domain.event")]
-
-
-def test_the_installed_channels_redis_is_the_one_read():
-    """``group_send_many`` uses channels-redis helpers that are not public API: on another
-    release, read its ``group_send`` again before changing ``VERIFIED_VERSION``."""
-    assert channel_layers.installed_version() == channel_layers.VERIFIED_VERSION
-
-
-MARKER = "DIAGNOSIS-HYPERTENSION-STAGE-2"
-
-
-async def _raw_inbox(layer, channel: str) -> bytes:
-    connection = layer.connection(layer.consistent_hash(channel))
-    return b"".join(await connection.zrange(layer.prefix + channel, 0, -1))
-
-
-@pytest.mark.asyncio
-async def test_messages_wait_in_redis_encrypted(layer):
-    await layer.group_add("user.a", "fanout.inbox")
-
-    await layer.group_send_many(["user.a"], {"type": "domain.event", "body": MARKER})
-
-    raw = await _raw_inbox(layer, "fanout.inbox")
-    assert raw and MARKER.encode() not in raw
-    assert (await layer.receive("fanout.inbox"))["body"] == MARKER
-
-
-@pytest.mark.asyncio
-async def test_with_encryption_turned_off_they_wait_in_plain_text(layer_address, settings):
-    settings.CHANNEL_LAYER_ENCRYPTED = False
-    plain = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-plain")
-    try:
-        await plain.send("fanout.inbox", {"type": "domain.event", "body": MARKER})
-        assert MARKER.encode() in await _raw_inbox(plain, "fanout.inbox")
-    finally:
-        await plain.flush()
-        await plain.close_pools()
-
-
-@pytest.mark.asyncio
-async def test_a_process_with_another_key_cannot_read_them(layer_address, settings):
-    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["the-new-key"]
-    sender = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
-    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["another-deployment"]
-    stranger = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
-    settings.CHANNEL_LAYER_ENCRYPTION_KEYS = ["the-new-key", "another-deployment"]
-    rotating = FanOutRedisChannelLayer(hosts=[{"address": layer_address}], prefix="fanout-keys")
-    try:
-        await sender.send("fanout.a", {"type": "domain.event"})
-        with pytest.raises(InvalidToken):
-            await stranger.receive("fanout.a")
-        await sender.send("fanout.b", {"type": "domain.event"})
-        assert await rotating.receive("fanout.b") == {"type": "domain.event"}
-    finally:
-        await sender.flush()
-        for layer in (sender, stranger, rotating):
-            await layer.close_pools()
