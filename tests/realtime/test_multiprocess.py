@@ -1,6 +1,7 @@
-"""Scale-out: two real daphne processes sharing PostgreSQL and Redis serve one call.
+"""Scale-out: two real server processes sharing PostgreSQL and Redis serve one call.
 
-Each test starts two daphne processes on free loopback ports with the test settings, pointed at
+Each test runs twice, on daphne (the ordinary ASGI path) and on the production server
+(``config.serve``: uvicorn with the direct path). It starts two processes on free loopback ports with the test settings, pointed at
 the test run's own database and Redis, so the rows a test commits (``transaction=True``) are what
 the servers see and the tickets and tokens they issue check out. Clients are real WebSocket and
 HTTP clients over 127.0.0.1. The two participants of a call sit on different processes, so every
@@ -19,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -83,7 +85,13 @@ def _http(method: str, url: str, token: str | None = None) -> tuple[int, dict]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def _start(log: Path) -> Server:
+# How a test starts a server: daphne (the ordinary ASGI path) or the production server,
+# ``config.serve`` (uvicorn with the direct path, realtime/direct.py).
+DAPHNE = ("daphne", "-b", "127.0.0.1", "-p", "{port}", "config.asgi:application")
+PRODUCTION = ("config.serve", "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning")
+
+
+def _start(log: Path, command: tuple[str, ...] = DAPHNE) -> Server:
     port = _free_port()
     env = {
         **os.environ,
@@ -91,10 +99,11 @@ def _start(log: Path) -> Server:
         "DATABASE_URL": _test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
+        "WEBSOCKET_ALLOWED_ORIGINS": ORIGIN,  # config.serve would allow only its own address
     }
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            [sys.executable, "-m", *(part.format(port=port) for part in command)],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=output,
@@ -106,14 +115,14 @@ def _start(log: Path) -> Server:
 def _wait_until_live(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
-        assert server.process.poll() is None, f"daphne on {server.port} exited:\n{server.output()}"
+        assert server.process.poll() is None, f"server on {server.port} exited:\n{server.output()}"
         try:
             if _http("GET", f"{server.http}/api/health/live")[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.2)
-    pytest.fail(f"daphne on {server.port} not live after {STARTUP_TIMEOUT}s:\n{server.output()}")
+    pytest.fail(f"server on {server.port} not live after {STARTUP_TIMEOUT}s:\n{server.output()}")
 
 
 def _stop(server: Server) -> bool:
@@ -130,17 +139,17 @@ def _stop(server: Server) -> bool:
         return False
 
 
-@pytest.fixture
-def servers(transactional_db, tmp_path):
-    """Two daphne processes, stopped before the test's data is flushed."""
-    started = [_start(tmp_path / "daphne-a.log"), _start(tmp_path / "daphne-b.log")]
+@pytest.fixture(params=[DAPHNE, PRODUCTION], ids=["daphne", "production"])
+def servers(request, transactional_db, tmp_path):
+    """Two server processes, stopped before the test's data is flushed."""
+    started = [_start(tmp_path / "server-a.log", request.param), _start(tmp_path / "server-b.log", request.param)]
     try:
         for server in started:
             _wait_until_live(server)
         yield started
     finally:
         hung = [server.port for server in started if not _stop(server)]
-    assert not hung, f"daphne on {hung} did not exit on SIGTERM:\n" + "\n".join(s.output() for s in started)
+    assert not hung, f"servers on {hung} did not exit on SIGTERM:\n" + "\n".join(s.output() for s in started)
 
 
 @pytest.fixture
@@ -304,3 +313,128 @@ def test_a_user_on_two_processes_goes_offline_only_when_both_connections_close(
         assert connections_after_both_close == 0
         assert UserPresence.objects.get(user=patient).status == PresenceStatus.OFFLINE
         assert (api_after_both_close[0], api_after_both_close[1]["status"]) == (200, "offline")
+
+
+def _join(socket: ClientConnection, call_id: str, request_id: str = "j") -> None:
+    socket.send(json.dumps({"type": "call.join", "id": request_id, "data": {"call_id": call_id}}))
+
+
+def _offer(call_id: str, to, sdp: str = SDP) -> str:
+    return json.dumps({"type": "signal.offer", "id": "o", "data": {"call_id": call_id, "to": str(to), "sdp": sdp}})
+
+
+def _until(socket: ClientConnection, wanted: set[str]) -> list[dict]:
+    """What ``socket`` receives until one of the ``wanted`` types arrives (presence skipped)."""
+    received = []
+    while True:
+        message = _next(socket)
+        received.append(message)
+        if message["type"] in wanted:
+            return received
+
+
+@pytest.fixture
+def room(doctor, patient):
+    """A paid, confirmed session starting in two minutes, and its room with no waiting room: each
+    join of the patient is announced to the room, and leaving does not end it."""
+    from django.utils import timezone
+
+    from tests.sessions.factories import ConfirmedPaidSessionFactory
+    from video_calls.services.rooms import session_room_get_or_create
+
+    session = ConfirmedPaidSessionFactory(
+        doctor=doctor, patient=patient, scheduled_start=timezone.now() + timedelta(minutes=2)
+    )
+    room, _ = session_room_get_or_create(user=doctor, session_id=session.pk)
+    room.waiting_room_enabled = False
+    room.save(update_fields=["waiting_room_enabled"])
+    return room
+
+
+def test_an_offer_never_overtakes_the_join_it_follows_across_processes(servers, room, doctor, patient):
+    """The patient joins on one process and sends an offer right behind the join, without
+    waiting for its answer; the doctor, on the other process, hears the join first, every time."""
+    server_a, server_b = servers
+    call_id = str(room.pk)
+    seen = []
+    with contextlib.ExitStack() as sockets:
+        doctor_socket = _open(sockets, server_a, doctor)
+        assert _request(doctor_socket, {"type": "call.join", "id": "j", "data": {"call_id": call_id}})["type"] == "ack"
+        for attempt in range(5):
+            patient_socket = _open(sockets, server_b, patient)
+            _join(patient_socket, call_id)
+            patient_socket.send(_offer(call_id, doctor.pk, sdp=f"{SDP}a=attempt:{attempt}\r\n"))
+            replies = [_until(patient_socket, {"ack", "error"})[-1].get("id") for _ in range(2)]
+            heard = _until(doctor_socket, {"signal.offer"})
+            seen.append(([message["type"] for message in heard], heard[-1]["data"]["sdp"], replies))
+            assert (
+                _request(patient_socket, {"type": "call.leave", "id": "l", "data": {"call_id": call_id}})["type"]
+                == "ack"
+            )
+            _until(doctor_socket, {"call.participant_left"})
+            patient_socket.close()
+
+    for attempt, (types, sdp, replies) in enumerate(seen):
+        assert "call.participant_joined" in types, types
+        assert types.index("call.participant_joined") < types.index("signal.offer"), types
+        assert sdp.endswith(f"a=attempt:{attempt}\r\n")
+        assert replies == ["j", "o"]  # both acknowledged, in order
+
+
+def _kill_redis_clients() -> None:
+    """Cut every client of this test run's Redis database, the servers' subscriptions among
+    them, as a Redis restart does."""
+    import redis
+
+    killer = redis.Redis.from_url(settings.REDIS_URL)
+    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
+    own_id = str(killer.client_id())
+    for client in killer.client_list():
+        if client["db"] == database and client["id"] != own_id:
+            killer.client_kill_filter(_id=client["id"])
+    killer.close()
+
+
+def _close_code(socket: ClientConnection) -> int | None:
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            socket.recv(timeout=TIMEOUT)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+def test_when_redis_drops_every_socket_re_syncs_and_signaling_resumes_across_processes(servers, room, doctor, patient):
+    server_a, server_b = servers
+    call_id = str(room.pk)
+    with contextlib.ExitStack() as sockets:
+        # Given the doctor on one process and the patient on the other, signaling in a call
+        doctor_socket = _open(sockets, server_a, doctor)
+        patient_socket = _open(sockets, server_b, patient)
+        for socket_ in (doctor_socket, patient_socket):
+            socket_.send(json.dumps({"type": "call.join", "id": "j", "data": {"call_id": call_id}}))
+            assert _until(socket_, {"ack", "error"})[-1]["type"] == "ack"
+        doctor_socket.send(_offer(call_id, patient.pk))
+        before = _until(patient_socket, {"signal.offer"})[-1]
+
+        # When Redis drops every connection, the servers' subscriptions among them
+        _kill_redis_clients()
+        codes = [_close_code(doctor_socket), _close_code(patient_socket)]
+
+        # Then both clients are told to re-sync; reconnected and re-joined, they signal again
+        doctor_again = _open(sockets, server_a, doctor)
+        patient_again = _open(sockets, server_b, patient)
+        rejoined = []
+        for socket_ in (doctor_again, patient_again):
+            socket_.send(json.dumps({"type": "call.join", "id": "j", "data": {"call_id": call_id}}))
+            rejoined.append(_until(socket_, {"ack", "error"})[-1])
+        patient_again.send(_offer(call_id, doctor.pk, sdp=SDP + "a=after\r\n"))
+        after = _until(doctor_again, {"signal.offer"})[-1]
+
+    assert before["data"]["from"] == str(doctor.pk)
+    assert codes == [4503, 4503]
+    assert [reply["type"] for reply in rejoined] == ["ack", "ack"]
+    connected = {p["user"]["id"] for p in rejoined[1]["data"]["call"]["participants"] if p["status"] == "joined"}
+    assert connected == {str(doctor.pk), str(patient.pk)}  # the call's state, re-read on re-joining
+    assert after["data"] == {"call_id": call_id, "from": str(patient.pk), "sdp": SDP + "a=after\r\n"}
