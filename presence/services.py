@@ -28,8 +28,10 @@ def _in_call(user: User) -> bool:
     ).exists()
 
 
-def _derive_status(user: User, chosen: str) -> str:
-    if not PresenceConnection.objects.filter(user=user).exists():
+def _derive_status(user: User, chosen: str, *, connected: bool = False) -> str:
+    """``connected``: the caller knows the user has a connection (it just opened one, in this
+    transaction, so no one else can have dropped it), and the check is skipped."""
+    if not connected and not PresenceConnection.objects.filter(user=user).exists():
         return PresenceStatus.OFFLINE
     if chosen == PresenceStatus.DO_NOT_DISTURB:
         return PresenceStatus.DO_NOT_DISTURB
@@ -47,12 +49,15 @@ def presence_payload(presence: UserPresence) -> dict:
 
 
 @transaction.atomic(savepoint=False)  # part of its caller's transaction: no savepoint round trips
-def presence_refresh(*, user: User) -> UserPresence:
+def presence_refresh(*, user: User, connected: bool = False) -> UserPresence:
     """Recompute what others see of ``user`` and tell them if it changed. Called after any
-    change that may affect it: connections, chosen status, joining or leaving a call."""
+    change that may affect it: connections, chosen status, joining or leaving a call.
+    ``connected``: see ``_derive_status``. What else derives the status is read after the lock,
+    never in the locking statement: a concurrent change (another connection closing) committed
+    while this waited for the lock must be seen."""
     presence, _ = UserPresence.objects.select_for_update().get_or_create(user=user)
     presence.user = user  # already at hand: _announce needs it
-    status = _derive_status(user, presence.chosen_status)
+    status = _derive_status(user, presence.chosen_status, connected=connected)
     if status != presence.status:
         presence.status = status
         presence.last_seen_at = timezone.now()
@@ -85,7 +90,7 @@ def presence_connection_open(*, user: User, channel_name: str) -> UserPresence:
     connection). Every process's connections are rows, so presence holds across processes."""
     now = timezone.now()
     PresenceConnection.objects.create(user=user, channel_name=channel_name, opened_at=now, last_heartbeat_at=now)
-    return presence_refresh(user=user)
+    return presence_refresh(user=user, connected=True)
 
 
 def _connections_gone(gone: Iterable[tuple[Any, Any]]) -> None:

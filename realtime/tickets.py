@@ -35,15 +35,29 @@ def ticket_issue(*, user: User) -> str:
     return ticket
 
 
+def _take(key: str) -> str | None:
+    """Read and delete the ticket in one step, so that only one redemption gets it: on Redis one
+    ``GETDEL`` (one round trip where a read and a delete took two); on any other cache a read,
+    then a delete that only one caller wins."""
+    backend = getattr(cache, "_cache", None)
+    if backend is not None and hasattr(backend, "get_client"):
+        stored_key = cache.make_and_validate_key(key)  # with the cache's KEY_PREFIX and version
+        raw = backend.get_client(stored_key, write=True).getdel(stored_key)
+        return None if raw is None else backend._serializer.loads(raw)
+    value = cache.get(key)
+    if value is None or not cache.delete(key):
+        return None
+    return value
+
+
 def ticket_redeem(*, ticket: str) -> User | None:
     """The ticket's user, or None if it is unknown, expired, already used or revoked. Raises
     ``ConnectionRateLimited`` when the user opened ``REALTIME_CONNECT_THROTTLE_RATE`` connections
     already (the ticket is used up all the same)."""
     if not ticket or len(ticket) > 128:
         return None
-    key = _key(ticket)
-    value = cache.get(key)
-    if value is None or not cache.delete(key):
+    value = _take(_key(ticket))
+    if value is None:
         return None
     user_id, _, generation = value.rpartition(":")
     user = User.objects.filter(pk=user_id, is_active=True).first()

@@ -156,7 +156,117 @@ class JoinResponseSerializer(serializers.Serializer):
     agora = AgoraTokenSerializer(allow_null=True)
 
 
+# --- The join's answer without the serializers ------------------------------------------------
+# Every client of every call asks for it on the hour (the socket's ``call.join``, REST's join):
+# built by hand, it costs a fraction of the nested serializers' CPU. The shapes are exactly the
+# serializers' above (``JoinResponseSerializer``, which the schema documents; the tests compare
+# the two field by field), and the datetimes go through DRF's own field, so their format follows
+# REST_FRAMEWORK's settings as everywhere else.
+
+_DATETIME = serializers.DateTimeField()
+_CALL_SETTING_FLAGS = (
+    "allow_join_before_host",
+    "waiting_room_enabled",
+    "chat_enabled",
+    "screen_share_enabled",
+    "mute_on_join",
+    "recording_enabled",
+    "auto_recording",
+)
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _participant_payload(participant: CallParticipant, host_id: Any) -> dict[str, Any]:
+    user = participant.user
+    return {
+        "user": {"id": str(user.pk), "name": str(user.full_name), "role": str(user.role)},
+        "display_name": participant.display_name or user.shown_name,
+        "role": _text(participant.role),
+        "status": _text(participant.status),
+        "is_host": participant.user_id == host_id,
+        "invited_at": _time(participant.invited_at),
+        "waiting_since": _time(participant.waiting_since),
+        "first_joined_at": _time(participant.first_joined_at),
+        "joined_at": _time(participant.joined_at),
+        "left_at": _time(participant.left_at),
+        "connected_seconds": None if participant.connected_seconds is None else int(participant.connected_seconds),
+        "audio_enabled": bool(participant.audio_enabled),
+        "video_enabled": bool(participant.video_enabled),
+        "screen_sharing": bool(participant.screen_sharing),
+    }
+
+
+def call_payload(call: Call) -> dict[str, Any]:
+    """``CallSerializer(call).data`` for a call whose participants (with their users) are
+    prefetched (``selectors.calls.call_with_participants``), in the same order."""
+    return {
+        "id": str(call.pk),
+        "kind": _text(call.kind),
+        "media": _text(call.media),
+        "status": _text(call.status),
+        "session_id": _text(call.session_id),
+        "room_name": _text(call.room_name),
+        "title": _text(call.title),
+        "description": _text(call.description),
+        "scheduled_start": _time(call.scheduled_start),
+        "scheduled_end": _time(call.scheduled_end),
+        "host_id": _text(call.host_id),
+        "initiated_by_id": _text(call.initiated_by_id),
+        "settings": {
+            "max_participants": None if call.max_participants is None else int(call.max_participants),
+            "has_passcode": bool(call.passcode_hash),
+            **{name: bool(getattr(call, name)) for name in _CALL_SETTING_FLAGS},
+        },
+        "created_at": _time(call.created_at),
+        "accepted_at": _time(call.accepted_at),
+        "started_at": _time(call.started_at),
+        "ended_at": _time(call.ended_at),
+        "duration_seconds": None if call.duration_seconds is None else int(call.duration_seconds),
+        "end_reason": _text(call.end_reason) if call.end_reason else None,
+        "participants": [_participant_payload(p, call.host_id) for p in call.participants.all()],
+    }
+
+
+def _ice_server_payload(server: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = {"urls": [str(url) for url in server["urls"]]}
+    for name in ("username", "credential"):
+        if name in server:
+            payload[name] = str(server[name])
+    return payload
+
+
 def join_payload(result: JoinResult, call: Call) -> dict[str, Any]:
+    """What a join answers (``JoinResponseSerializer``): ``call`` as ``call_payload`` takes it."""
+    credentials = result.credentials
+    agora = credentials.agora if credentials else None
+    return {
+        "call": call_payload(call),
+        "participant_status": _text(result.participant.status),
+        "waiting": credentials is None,
+        "ice_servers": [_ice_server_payload(server) for server in credentials.ice.ice_servers] if credentials else None,
+        "ice_expires_at": _time(credentials.ice.expires_at) if credentials else None,
+        "websocket_url": str(settings.WEBSOCKET_PUBLIC_URL),
+        "agora": {
+            "app_id": str(agora.app_id),
+            "token": str(agora.token),
+            "uid": int(agora.uid),
+            "channel": str(agora.channel),
+            "expires_at": _time(agora.expires_at),
+        }
+        if agora
+        else None,
+    }
+
+
+def join_payload_serialized(result: JoinResult, call: Call) -> dict[str, Any]:
+    """The same answer through the serializers: what ``join_payload`` must equal (tests)."""
     credentials = result.credentials
     agora = credentials.agora if credentials else None
     return JoinResponseSerializer(

@@ -247,9 +247,9 @@ def test_opening_a_connection_is_a_fixed_handful_of_queries(doctor, patient, dja
     presence_connection_open(user=patient, channel_name="earlier")
     presence_connection_close(user=patient, channel_name="earlier")
 
-    # savepoint; insert; the presence row, locked; any connection? in a call?; the new status;
-    # the care relations to tell; release
-    with django_assert_num_queries(8):
+    # savepoint; insert; the presence row, locked; in a call? (a connection it has: the one just
+    # inserted); the new status; the care relations to tell; release
+    with django_assert_num_queries(7):
         presence_connection_open(user=patient, channel_name="now")
 
     assert status_of(patient) == PresenceStatus.ONLINE

@@ -23,8 +23,9 @@ def test_joining_costs_the_same_queries_however_big_the_call(doctor, patient, gu
     PresenceConnection.objects.create(user=doctor, channel_name="doctor-tab", opened_at=now, last_heartbeat_at=now)
 
     # the call; savepoint, the call and the participant locked, release; this connection enters
-    # the call; the call again, with its participants and their users; the routes (two)
-    with django_assert_num_queries(10):
+    # the call; its participants and their users (the call as the join read it, not again); the
+    # routes' connections (who is joined comes with the participants)
+    with django_assert_num_queries(8):
         payload, routes = _join(user=doctor, call_id=call.pk, passcode="", channel_name="doctor-tab")
 
     assert len(payload["call"]["participants"]) == 2 + guests

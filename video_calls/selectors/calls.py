@@ -3,7 +3,7 @@
 Every call lookup starts from ``call_list_for_user``, so a guessed id answers 404.
 """
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 
 from accounts.models import User
 from core.exceptions import NotFound
@@ -40,3 +40,10 @@ def call_with_participants(*, call_id) -> Call:
     """The call as stored now, with its participants: what every reply carrying the participant
     list serializes (REST's call and join answers, the socket's join)."""
     return Call.objects.prefetch_related(participants_with_users()).get(pk=call_id)
+
+
+def call_with_participants_of(call: Call) -> Call:
+    """``call`` as already read (by a service that just locked and changed it), with its
+    participants as stored now: ``call_with_participants`` without reading the call again."""
+    prefetch_related_objects([call], participants_with_users())
+    return call

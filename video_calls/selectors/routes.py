@@ -3,7 +3,7 @@
 from collections import defaultdict
 
 from presence.models import PresenceConnection
-from video_calls.models import CallParticipant, CallStatus, ParticipantStatus
+from video_calls.models import Call, CallParticipant, CallStatus, ParticipantStatus
 
 
 def call_routes(*, call_id) -> dict[str, list[str]]:
@@ -22,3 +22,19 @@ def call_routes(*, call_id) -> dict[str, list[str]]:
     ):
         routes[str(user_id)].append(channel_name)
     return dict(routes)
+
+
+def call_routes_of(call: Call) -> dict[str, list[str]]:
+    """``call_routes`` of a call whose participants are prefetched (``call_with_participants``):
+    the same answer with one query, the connections, instead of two."""
+    if call.status != CallStatus.ONGOING:
+        return {}
+    joined = [p.user_id for p in call.participants.all() if p.status == ParticipantStatus.JOINED]
+    routes: dict[str, list[str]] = {str(user_id): [] for user_id in joined}
+    if not joined:
+        return routes
+    for user_id, channel_name in PresenceConnection.objects.filter(call_id=call.pk, user_id__in=joined).values_list(
+        "user_id", "channel_name"
+    ):
+        routes[str(user_id)].append(channel_name)
+    return routes
