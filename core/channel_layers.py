@@ -53,6 +53,7 @@ import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -123,9 +124,13 @@ class RelayChannelLayer(RedisChannelLayer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._subscriptions: dict[asyncio.AbstractEventLoop, _Subscription] = {}
+        # By event loop, held weakly: a Celery task's ``async_to_sync`` sends from a new loop each
+        # time, and an idle outbox refers to none, so it goes with its loop.
+        self._subscriptions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Subscription] = (
+            weakref.WeakKeyDictionary()
+        )
         self._channels: dict[str, _Channel] = {}  # every live channel of this layer, by name
-        self._outboxes: dict[asyncio.AbstractEventLoop, _Outbox] = {}
+        self._outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
 
     # --- The channel layer API ------------------------------------------------------------------
 

@@ -50,6 +50,13 @@ async def processes(layer_address):
         await layer.close_pools()
 
 
+async def _until(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 async def _drain(layer, channel: str, count: int) -> list[dict]:
     return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
 
@@ -121,7 +128,7 @@ async def test_a_dropped_subscription_ends_every_channel_after_what_already_arri
     await here.send(first, {"type": "domain.event", "n": 1})
     assert await _drain(there, first, 1) == [{"type": "domain.event", "n": 1}]
     await here.send(second, {"type": "domain.event", "n": 2})
-    await asyncio.sleep(0.2)  # arrived, not yet read
+    await _until(lambda: there._channels[second].queue.qsize() == 1)  # arrived, not yet read
 
     killer = aioredis.from_url(layer_address)
     database = str(killer.connection_pool.connection_kwargs.get("db", 0))
@@ -146,7 +153,7 @@ async def test_a_channel_nobody_reads_is_ended_at_capacity_not_thinned(layer_add
         inbox = await receiver.new_channel()
         for n in range(5):
             await sender.send(inbox, {"type": "domain.event", "n": n})
-        await asyncio.sleep(0.2)
+        await _until(lambda: inbox not in receiver._channels)  # the fourth ended it
 
         with pytest.raises(RelayLost):
             await asyncio.wait_for(receiver.receive(inbox), 5)
@@ -174,9 +181,10 @@ async def test_a_channel_nobody_waits_on_for_the_expiry_is_forgotten(layer_addre
     try:
         waited_on, abandoned = await layer.new_channel(), await layer.new_channel()
         reader = asyncio.ensure_future(layer.receive(waited_on))
-        await asyncio.sleep(2.5)
+        await _until(lambda: abandoned not in layer._channels)  # swept after one to two seconds
         await layer.send(waited_on, {"type": "domain.event"})
 
+        assert waited_on in layer._channels
         assert await asyncio.wait_for(reader, 5) == {"type": "domain.event"}
         with pytest.raises(RelayLost):
             await layer.receive(abandoned)
@@ -198,24 +206,19 @@ async def test_a_receive_that_times_out_keeps_the_channel(processes):
 async def test_a_receiver_takes_messages_while_nothing_waits_in_the_queue(processes):
     here, there = processes
     inbox = await there.new_channel()
-    taken, accepting = [], [True]
+    offered = []
 
-    def receiver(message):
-        if accepting[0]:
-            taken.append(message["n"])
-        return accepting[0]
+    def receiver(message):  # takes 1 and 3, leaves 2 to the queue
+        offered.append(message["n"])
+        return message["n"] != 2
 
     there.set_receiver(inbox, receiver)
-    await here.send(inbox, {"type": "client.text", "n": 1})
-    await asyncio.sleep(0.2)
-    accepting[0] = False
-    await here.send(inbox, {"type": "client.text", "n": 2})
-    await asyncio.sleep(0.2)
-    accepting[0] = True
-    await here.send(inbox, {"type": "client.text", "n": 3})  # behind 2 in the queue: not offered
+    for n in (1, 2, 3):
+        await here.send(inbox, {"type": "client.text", "n": n})
 
+    # 3 arrived behind 2, which was still waiting in the queue: it was not offered.
     assert [message["n"] for message in await _drain(there, inbox, 2)] == [2, 3]
-    assert taken == [1]
+    assert offered == [1, 2]
 
 
 async def test_an_event_to_six_groups_costs_one_read_and_one_publish(processes, monkeypatch):
@@ -304,3 +307,24 @@ class CountingConnection:
             return await command(*args, **kwargs)
 
         return counted
+
+
+async def test_sends_from_short_lived_event_loops_leave_nothing_behind(processes):
+    """A Celery task sends through ``async_to_sync``, on a new event loop each time: what the
+    layer keeps per loop must go with the loop."""
+    import gc
+
+    from asgiref.sync import async_to_sync
+
+    here, there = processes
+    inbox = await there.new_channel()
+
+    def send_from_new_loops() -> None:
+        for n in range(20):
+            async_to_sync(here.send)(inbox, {"type": "domain.event", "n": n})
+
+    await asyncio.to_thread(send_from_new_loops)
+    gc.collect()
+
+    assert [message["n"] for message in await _drain(there, inbox, 20)] == list(range(20))
+    assert len(here._outboxes) == 0
