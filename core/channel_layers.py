@@ -49,6 +49,7 @@ and a test fails when another one is installed (read its ``core.py`` again, then
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import time
@@ -107,6 +108,7 @@ class _Subscription:
     reader: asyncio.Task | None = None
     sweeper: asyncio.Task | None = None
     lost: bool = False
+    last_heard: float = field(default_factory=time.monotonic)  # when the reader last got a message
 
 
 @dataclass(eq=False)
@@ -121,6 +123,9 @@ class _Outbox:
 
 class RelayChannelLayer(RedisChannelLayer):
     """channels-redis's groups; messages over one pub/sub subscription per event loop."""
+
+    # How often a quiet subscription is checked with a heartbeat (``_sweep``).
+    heartbeat_seconds = 15.0
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -320,6 +325,7 @@ class RelayChannelLayer(RedisChannelLayer):
             subscription.ready.set_result(None)
             while True:
                 reply = await pubsub.parse_response(block=True)
+                subscription.last_heard = time.monotonic()
                 if reply and reply[0] == b"message":
                     self._dispatch(reply[2])
         except asyncio.CancelledError:
@@ -388,18 +394,36 @@ class RelayChannelLayer(RedisChannelLayer):
             self._lose(channel)
 
     async def _sweep(self, subscription: _Subscription) -> None:
-        """Every ``expiry`` seconds, forget this subscription's channels nobody has waited on
-        for that long."""
+        """Keep the subscription honest, every ``heartbeat_seconds`` (or ``expiry``, if shorter):
+
+        1. If it has heard nothing for that long, publish it a heartbeat (an empty message).
+        2. If it has heard nothing, heartbeat included, for twice that long, its link is dead
+           without having said so (a Redis host gone without a reset, a link cut by a
+           firewall): end it, so that its connections re-sync rather than wait for messages that
+           no longer come.
+        3. Every ``expiry`` seconds, forget its channels nobody has waited on for that long.
+        """
+        swept_at = time.monotonic()
         while True:
-            await asyncio.sleep(self.expiry)
-            idle_before = time.monotonic() - self.expiry
-            for channel, live in list(self._channels.items()):
-                if (
-                    live.idle_since is not None
-                    and live.idle_since <= idle_before
-                    and _relay_id(channel) == subscription.relay_id
-                ):
-                    del self._channels[channel]
+            await asyncio.sleep(min(self.heartbeat_seconds, self.expiry))
+            now = time.monotonic()
+            if now - subscription.last_heard >= 2 * self.heartbeat_seconds:
+                logger.error("The channel layer's subscription went silent; this process's connections re-sync")
+                subscription.reader.cancel()
+                return
+            if now - subscription.last_heard >= self.heartbeat_seconds:
+                with contextlib.suppress(Exception):  # Redis unreachable: the reader will hear of it
+                    await asyncio.wait_for(self._publish({subscription.relay_id: []}), self.heartbeat_seconds)
+            if now - swept_at >= self.expiry:
+                swept_at = now
+                idle_before = now - self.expiry
+                for channel, live in list(self._channels.items()):
+                    if (
+                        live.idle_since is not None
+                        and live.idle_since <= idle_before
+                        and _relay_id(channel) == subscription.relay_id
+                    ):
+                        del self._channels[channel]
 
 
 def _relay_id(channel: str) -> str:

@@ -328,3 +328,40 @@ async def test_sends_from_short_lived_event_loops_leave_nothing_behind(processes
 
     assert [message["n"] for message in await _drain(there, inbox, 20)] == list(range(20))
     assert len(here._outboxes) == 0
+
+
+async def test_a_subscription_that_goes_silent_ends_its_channels(layer_address, monkeypatch):
+    """Its heartbeats no longer come back (here: never published, as over a link that died
+    without a reset): after two heartbeat periods its channels end, so their consumers re-sync."""
+    layer = _layer(layer_address)
+    layer.heartbeat_seconds = 0.2
+    try:
+        inbox = await layer.new_channel()
+        published = []
+
+        async def lost_on_the_way(pending):
+            published.append(pending)
+
+        monkeypatch.setattr(layer, "_publish", lost_on_the_way)
+
+        with pytest.raises(RelayLost):
+            await asyncio.wait_for(layer.receive(inbox), 5)
+        assert published  # a heartbeat was tried before giving up
+    finally:
+        await layer.close_pools()
+
+
+async def test_a_quiet_subscription_stays_up_on_its_heartbeats(layer_address):
+    layer = _layer(layer_address)
+    layer.heartbeat_seconds = 0.2
+    sender = _layer(layer_address)
+    try:
+        inbox = await layer.new_channel()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(layer.receive(inbox), 1.5)  # seven heartbeat periods, no message
+
+        await sender.send(inbox, {"type": "domain.event"})
+        assert await asyncio.wait_for(layer.receive(inbox), 5) == {"type": "domain.event"}
+    finally:
+        for each in (layer, sender):
+            await each.close_pools()
