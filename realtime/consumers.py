@@ -479,11 +479,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return True
 
     def _reply_when_relayed(self, envelope: protocol.Envelope, sent: asyncio.Future) -> None:
+        """The reply to a signal handed to the layer on the direct path: what the ordinary path
+        answers once its awaited send returns or fails."""
         if self.closed:
             return
-        error = None if sent.cancelled() else sent.exception()
-        if error is None and sent.cancelled():
-            error = asyncio.CancelledError()
+        error = asyncio.CancelledError() if sent.cancelled() else sent.exception()
         if error is not None:
             dependency = outage_of(error)
             if dependency is None:
