@@ -48,3 +48,28 @@ def test_on_redis_a_ticket_is_taken_in_one_step(patient):
     assert ticket_redeem(ticket=ticket) == patient
     assert not client.exists(stored_key)
     assert ticket_redeem(ticket=ticket) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_ticket_endpoint_gives_its_pooled_connection_back_before_the_redis_work(patient, monkeypatch):
+    """On the hour the pool is what the ticket requests queue for: each holds a connection only
+    for its user's statement, not through its rate limits, the ticket and the rendering."""
+    from django.db import connection
+
+    import realtime.apis
+
+    if getattr(connection, "pool", None) is None:
+        pytest.skip("needs PostgreSQL's connection pool (DATABASE_URL)")
+    held_while_issuing = []
+    issue = realtime.apis.ticket_issue
+
+    def issue_and_look(*, user):
+        held_while_issuing.append(connection.connection is not None)
+        return issue(user=user)
+
+    monkeypatch.setattr(realtime.apis, "ticket_issue", issue_and_look)
+    response = client_for(patient).post("/api/v1/realtime/tickets/")
+
+    assert response.status_code == 201
+    assert held_while_issuing == [False]
+    assert ticket_redeem(ticket=response.json()["ticket"]) == patient
