@@ -1,9 +1,18 @@
 """Chat on the realtime socket: send, delivered and read marks, typing. The same services and
 rate limits as REST (messaging.services, messaging.throttles); the events they emit reach the
-members through core.events after commit."""
+members through core.events after commit.
+
+Sends and marks are audited as their REST twins are, one entry per message in the same
+transaction (audit/sockets.py): a send as ``create message``, a mark as ``update conversation``
+naming the message it marks up to. Typing carries no health data and is not audited.
+"""
+
+from typing import Any
 
 from rest_framework import serializers
 
+from audit.models import AuditAction
+from audit.sockets import audited_call, socket_access
 from core.events import database_call
 from messaging.serializers import MarkResultSerializer, MessageSendSerializer
 from messaging.services.messages import message_send
@@ -32,17 +41,36 @@ def _send(*, user, data: dict) -> dict:
 async def send(connection, data: dict) -> dict:
     """The ack carries the stored message (``created: false`` for a retry of a stored one); the
     members hear ``chat.message`` after it."""
-    return await database_call(_send, user=connection.user, data=dict(data))
+    return await database_call(
+        audited_call,
+        operation=_send,
+        access=socket_access(connection, "chat.send"),
+        action=AuditAction.CREATE,
+        object_type="message",
+        object_id_of=_sent_message_id,
+        user=connection.user,
+        data=dict(data),
+    )
+
+
+def _sent_message_id(ack: dict[str, Any]) -> Any:
+    return ack["message"]["id"]
 
 
 def _mark_payload(result: MarkResult) -> dict:
     return dict(MarkResultSerializer(result).data)  # what the REST marks answer
 
 
-@handles("chat.delivered", serializer=ChatMarkSerializer)
-async def delivered(connection, data: dict) -> dict:
+async def _mark(connection, data: dict, message_type: str, mark) -> dict:
     result = await database_call(
-        messages_mark_delivered,
+        audited_call,
+        operation=mark,
+        access=socket_access(connection, message_type),
+        action=AuditAction.UPDATE,
+        object_type="conversation",
+        object_id=data["conversation_id"],
+        record_type="message",
+        record_ids=[data["message_id"]],
         user=connection.user,
         conversation_id=data["conversation_id"],
         message_id=data["message_id"],
@@ -50,12 +78,14 @@ async def delivered(connection, data: dict) -> dict:
     return _mark_payload(result)
 
 
+@handles("chat.delivered", serializer=ChatMarkSerializer)
+async def delivered(connection, data: dict) -> dict:
+    return await _mark(connection, data, "chat.delivered", messages_mark_delivered)
+
+
 @handles("chat.read", serializer=ChatMarkSerializer)
 async def read(connection, data: dict) -> dict:
-    result = await database_call(
-        messages_mark_read, user=connection.user, conversation_id=data["conversation_id"], message_id=data["message_id"]
-    )
-    return _mark_payload(result)
+    return await _mark(connection, data, "chat.read", messages_mark_read)
 
 
 def _typing(*, user, conversation_id) -> None:
