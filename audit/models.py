@@ -7,7 +7,7 @@ and kept for years. It is append-only at three levels:
    ``update()`` and ``delete()`` (so ``bulk_update`` too);
 2. the admin is read-only (audit/admin.py);
 3. on PostgreSQL a django-pgtrigger protection trigger refuses ``UPDATE`` and ``DELETE`` of any
-   row, raw SQL included. Only the retention prune (audit/services.py ``audit_prune``) passes
+   row, raw SQL included, and a statement-level trigger refuses ``TRUNCATE``. Only the retention prune (audit/services.py ``audit_prune``) passes
    it, under ``pgtrigger.ignore`` for that one statement.
 
 SQLite (the embedded default for a laptop and the tests) gets levels 1 and 2 only:
@@ -93,6 +93,16 @@ class AuditEntry(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            # TRUNCATE fires no row trigger: a statement-level one refuses it (the table owner can
+            # still drop the trigger; the application's role should not own the table, see
+            # docs/operations.md).
+            pgtrigger.Trigger(
+                name="audit_no_truncate",
+                level=pgtrigger.Statement,
+                when=pgtrigger.Before,
+                operation=pgtrigger.Truncate,
+                func="RAISE EXCEPTION 'pgtrigger: Cannot truncate rows from % table', TG_TABLE_NAME;",
+            ),
         ]
 
     def __str__(self) -> str:

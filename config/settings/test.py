@@ -33,6 +33,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="teleh
 from config.settings.base import *  # noqa: E402, F403
 
 DEBUG = False
+# Transactional tests flush between tests: the audit table's TRUNCATE refusal is lifted for that.
+AUDIT_FLUSH_ALLOWED = True
 SECRET_KEY = "test-only-secret-key-with-enough-length-and-variety-0123456789abcdef"
 if not env.str("DATABASE_URL", default=""):
     DATABASES["default"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}  # noqa: F405

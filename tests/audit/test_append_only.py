@@ -84,6 +84,33 @@ def test_postgresql_refuses_raw_sql_updates_and_deletes(entry):
     assert AuditEntry.objects.get(pk=entry.pk).outcome == "allowed"
 
 
+@pytest.mark.postgres
+def test_postgresql_refuses_to_truncate_the_trail(entry):
+    with (
+        pytest.raises(DatabaseError, match="pgtrigger: Cannot truncate"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("TRUNCATE audit_auditentry")
+
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+@pytest.mark.postgres
+def test_a_flush_empties_the_trail_only_where_it_is_allowed(entry, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.AUDIT_FLUSH_ALLOWED = False
+    with pytest.raises(CommandError) as refused, transaction.atomic():
+        call_command("flush", interactive=False, verbosity=0)
+    assert "pgtrigger: Cannot truncate" in str(refused.value.__cause__)
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+    settings.AUDIT_FLUSH_ALLOWED = True
+    call_command("flush", interactive=False, verbosity=0)
+    assert not AuditEntry.objects.exists()
+
+
 def test_the_prune_removes_only_entries_past_retention_in_one_statement(settings):
     settings.AUDIT_RETENTION_DAYS = 2190
     expired = [entry_at(NOW - timedelta(days=2191)), entry_at(NOW - timedelta(days=2200))]
@@ -131,4 +158,5 @@ def test_only_the_prune_lifts_the_protection_trigger():
 
     lifting = sorted(str(path.relative_to(root)) for path in sources if "pgtrigger.ignore(" in path.read_text())
 
-    assert lifting == ["audit/services.py"]
+    # the prune, and the flush where AUDIT_FLUSH_ALLOWED is on (the test suite)
+    assert lifting == ["audit/management/commands/flush.py", "audit/services.py"]
