@@ -28,6 +28,53 @@ from prometheus_client.core import GaugeMetricFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Files prometheus-client writes per process, e.g. gauge_livesum_4242.db.
+_PROCESS_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _process_files(directory: Path) -> dict[int, list[Path]]:
+    files: dict[int, list[Path]] = {}
+    for name in os.listdir(directory):
+        if match := _PROCESS_FILE.match(name):
+            files.setdefault(int(match.group(1)), []).append(directory / name)
+    return files
+
+
+def clear_stale_files(directory: Path | None = None) -> list[int]:
+    """At a process's start: when no process that wrote to the directory still runs, the
+    deployment is starting anew, and the files of the last run (every counter, histogram and
+    gauge of its dead processes) are removed, so the figures start from zero instead of adding
+    to last week's. While another process runs, nothing is removed here: the counters of a
+    process that exited stay in the sum, so that they never go down under a running deployment.
+    Only files of processes that are gone are ever removed, so two processes starting at once
+    cannot remove each other's. Returns the pids whose files were removed."""
+    directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # set by the settings
+    if not directory or not Path(directory).is_dir():
+        return []
+    directory = Path(directory)
+    files = _process_files(directory)
+    alive = {pid for pid in files if pid == os.getpid() or _process_alive(pid)}
+    if alive:
+        return []
+    for paths in files.values():
+        for path in paths:
+            path.unlink(missing_ok=True)
+    return sorted(files)
+
+
+# Before this process writes its own files (the metrics below create them).
+clear_stale_files()
+
 # Seconds: most API answers take milliseconds; a slow upload or export takes seconds.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -66,19 +113,6 @@ audit_rows_written = Counter(
     "telehealth_audit_rows_written",
     "Audit trail entries written. The audit trail calls audit_rows_written.inc() (or .inc(n)).",
 )
-
-# Files prometheus-client writes per process, e.g. gauge_livesum_4242.db.
-_PROCESS_FILE = re.compile(r"^[a-z_]+_(\d+)\.db$")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 def forget_dead_processes(directory: Path | None = None) -> list[int]:

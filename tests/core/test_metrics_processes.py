@@ -102,3 +102,25 @@ def test_a_scrape_of_either_process_reports_the_sum_of_both(two_servers):
         status, body = _get(f"{url}/api/health/metrics", METRICS_TOKEN)
         assert status == 200, body
         assert samples(body.decode())[LIVE] == 5
+
+
+def test_a_server_started_anew_does_not_add_the_last_runs_figures(tmp_path):
+    """The files of a run whose processes are all gone are removed when the next one starts
+    (core/metrics.py ``clear_stale_files``); a scrape then counts this run's requests only."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    for run in ("first", "second"):
+        port = _free_port()
+        log = tmp_path / f"{run}.log"
+        process = _serve(port, directory, log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_live(url, process, log)
+            for _ in range(3 if run == "first" else 2):
+                assert _get(f"{url}/api/health/live")[0] == 200
+            status, body = _get(f"{url}/api/health/metrics", METRICS_TOKEN)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        assert status == 200, body
+        assert samples(body.decode())[LIVE] == (3 if run == "first" else 2)
