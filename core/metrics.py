@@ -5,7 +5,9 @@ worker process) writes its figures to memory-mapped files in ``PROMETHEUS_MULTIP
 the process that answers a scrape adds them all up. So a scrape reports the deployment, not the
 one process the load balancer happened to pick. Counters and histograms of a process that has
 exited stay in the sum (a counter never goes down); gauges of open things count live processes
-only (``livesum``), and a scrape first removes the gauge files of processes that are gone.
+only (``livesum``), and a scrape first removes the gauge files of processes that are gone. A
+process that starts when no process of the directory runs any more removes the last run's
+files (``clear_stale_files``).
 
 Labels never carry ids: a request is labelled with its route's URL pattern name
 (``session-detail``), never its path.
