@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -28,7 +29,7 @@ ABNORMAL_CLOSURE = 1006  # no close frame: the server process died, or the netwo
 @dataclass
 class Response:
     status: int
-    headers: dict
+    headers: Message  # case-insensitive, as HTTP header names are
     body: dict
 
 
@@ -40,9 +41,9 @@ def http(method: str, url: str, token: str | None = None, body: dict | None = No
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with HTTP.open(request, timeout=TIMEOUT) as response:
-            return Response(response.status, dict(response.headers), json.loads(response.read() or b"{}"))
+            return Response(response.status, response.headers, json.loads(response.read() or b"{}"))
     except urllib.error.HTTPError as error:
-        return Response(error.code, dict(error.headers), json.loads(error.read() or b"{}"))
+        return Response(error.code, error.headers, json.loads(error.read() or b"{}"))
 
 
 class SocketRefused(Exception):
