@@ -1,4 +1,5 @@
-"""URL routes: the versioned REST API under ``/api/v1/``, health probes, API docs and the admin."""
+"""URL routes: the versioned REST API under ``/api/v1/``, health probes, API docs, the admin, and the
+reference web client at ``/demo/`` (served only when ``DEMO_CLIENT_ENABLED``, demo/views.py)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/docs/", SwaggerDocsView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", RedocDocsView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
+    path("demo/", include("demo.urls")),
 ]
 
 handler400 = "core.views.bad_request"

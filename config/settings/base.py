@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "audit",
     "staff",
+    "demo",  # the reference web client at /demo/, served only when DEMO_CLIENT_ENABLED
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,9 @@ if REDIS_URL:
                 # Unreachable Redis answers 503 SERVICE_UNAVAILABLE within these, not after the OS's.
                 "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
                 "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
+                # One bounded pool per process, shared by every request thread (core/redis_pool.py).
+                "max_connections": env.int("REDIS_CACHE_MAX_CONNECTIONS", default=32),
+                "timeout": env.float("REDIS_CACHE_POOL_TIMEOUT", default=5.0),
             },
         }
     }
@@ -385,6 +389,7 @@ from config.settings.calls import *  # noqa: E402,F403
 from config.settings.celery import *  # noqa: E402,F403
 from config.settings.channels import *  # noqa: E402,F403
 from config.settings.consultations import *  # noqa: E402,F403
+from config.settings.demo import *  # noqa: E402,F403
 from config.settings.messaging import *  # noqa: E402,F403
 from config.settings.realtime import *  # noqa: E402,F403
 

@@ -11,3 +11,4 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="console")
 LOGGING["formatters"]["structured"]["log_format"] = LOG_FORMAT  # noqa: F405
 STATIC_ROOT = None  # static files come from the app folders (WhiteNoise finders)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+DEMO_CLIENT_ENABLED = env.bool("DEMO_CLIENT_ENABLED", default=True)  # the reference client at /demo/

@@ -160,3 +160,5 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 MESSAGE_ENCRYPTION_ALLOW_DERIVED_KEY = False
+# The reference client is a development page: production serves the API only.
+DEMO_CLIENT_ENABLED = False

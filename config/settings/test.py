@@ -57,6 +57,7 @@ PRODUCTION_PASSWORD_HASHERS = PASSWORD_HASHERS  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PRODUCTION_PASSWORD_HASHERS]
 STATIC_ROOT = None  # static files come from the app folders (WhiteNoise finders)
 WHITENOISE_USE_FINDERS = True
+DEMO_CLIENT_ENABLED = True  # the reference client at /demo/, which tests/e2e drives
 # Limits every endpoint or every call applies are out of the way of the rest of the suite; the
 # tests of a limit set its rate themselves (tests/core/test_rate_limits.py). The auth and
 # messaging limits keep their defaults: their tests count to them.
