@@ -28,10 +28,9 @@ export class Peer {
     this.flushTimer = null;
     this.closed = false;
 
-    // Always one audio and one video sender, with or without a local device, so the other side
-    // can be received and a screen can later be shared through the video sender.
-    this.audio = this.pc.addTransceiver(localTracks.audio || "audio", { direction: "sendrecv" });
-    this.video = this.pc.addTransceiver(localTracks.video || "video", { direction: "sendrecv" });
+    this.localTracks = localTracks;
+    this.audio = null;
+    this.video = null;
 
     this.pc.ontrack = ({ track }) => {
       this.remoteStream.addTrack(track);
@@ -51,6 +50,10 @@ export class Peer {
 
   // The side that starts: a fresh offer from this new connection.
   async offer() {
+    // Always one audio and one video sender, with or without a local device, so the other side
+    // can be received and a screen can later be shared through the video sender.
+    this.audio = this.pc.addTransceiver(this.localTracks.audio || "audio", { direction: "sendrecv" });
+    this.video = this.pc.addTransceiver(this.localTracks.video || "video", { direction: "sendrecv" });
     await this.pc.setLocalDescription(await this.pc.createOffer());
     await this.signal("signal.offer", { sdp: this.pc.localDescription.sdp });
   }
@@ -58,6 +61,15 @@ export class Peer {
   // The other side started: answer from this (new) connection.
   async acceptOffer(sdp) {
     await this.pc.setRemoteDescription({ type: "offer", sdp });
+    // The offer's m-lines made the transceivers: send our tracks on them (transceivers added
+    // before the offer would not be matched to its m-lines, and would send nothing).
+    for (const transceiver of this.pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      transceiver.direction = "sendrecv";
+      await transceiver.sender.replaceTrack(this.localTracks[kind] || null);
+      if (kind === "audio" && !this.audio) this.audio = transceiver;
+      if (kind === "video" && !this.video) this.video = transceiver;
+    }
     await this.flushRemoteCandidates();
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     await this.signal("signal.answer", { sdp: this.pc.localDescription.sdp });
@@ -108,11 +120,8 @@ export class Peer {
 
   // Swap what the video sender sends (camera <-> screen) without renegotiating.
   replaceVideoTrack(track) {
-    return this.video.sender.replaceTrack(track);
-  }
-
-  replaceAudioTrack(track) {
-    return this.audio.sender.replaceTrack(track);
+    this.localTracks.video = track;
+    return this.video ? this.video.sender.replaceTrack(track) : Promise.resolve();
   }
 
   close() {
