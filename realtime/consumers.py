@@ -57,6 +57,16 @@ _CLOSED_ABNORMALLY = 1006
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
+def _connection_open(*, ticket: str, channel_name: str):
+    """Redeem the handshake's ticket and open the connection's presence, in one trip to a
+    database thread (a surge of handshakes queues for those threads): ``(user, presence)``, or
+    ``(None, None)`` for a ticket that is unknown, used, expired or revoked."""
+    user = ticket_redeem(ticket=ticket)
+    if user is None:
+        return None, None
+    return user, presence_connection_open(user=user, channel_name=channel_name)
+
+
 def _internal_error() -> ApplicationError:
     return ApplicationError("Something went wrong on our side.", code="INTERNAL_ERROR")
 
@@ -121,6 +131,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.send_nowait = getattr(self.channel_layer, "send_nowait", None)
+        self.ready = asyncio.Event()  # set once connection.ready is sent
         self.server_send = send
         self.base_send = self._send_to_server
         layer_pump = asyncio.create_task(self._pump_layer())
@@ -145,8 +156,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
 
     async def _pump_layer(self) -> None:
-        """Forward what the channel layer brings. If the layer itself fails (Redis down), close
-        so the client reconnects and re-syncs; if the client is gone, stop quietly."""
+        """Forward what the channel layer brings, once ``connection.ready`` is sent: an event for
+        the user's group (a care partner's ``presence.updated``) may arrive while the connection
+        is still opening, and must not reach the client before it. If the layer itself fails
+        (Redis down), close so the client reconnects and re-syncs; if the client is gone, stop
+        quietly."""
         while True:
             try:
                 message = await self.channel_layer.receive(self.channel_name)
@@ -154,6 +168,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 logger.error("Channel layer receive failed: %s", type(error).__name__)
                 await self.close_for_resync()
                 return
+            if not self.ready.is_set():
+                await self.ready.wait()
             self.forwarding = True
             try:
                 await self.dispatch(message)
@@ -243,7 +259,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         ticket = (query.get("ticket") or [""])[0]
         try:
-            self.user = await database_call(ticket_redeem, ticket=ticket)
+            self.user, presence = await database_call(_connection_open, ticket=ticket, channel_name=self.channel_name)
         except ConnectionRateLimited as refusal:  # accepted, so the client reads when to retry
             await self.accept()
             await self.send_error(refusal, None)
@@ -260,7 +276,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.calls: set[str] = set()  # calls joined over this connection
         self.recent_event_ids: deque[str] = deque(maxlen=256)
         self.bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
-        presence = await database_call(presence_connection_open, user=self.user, channel_name=self.channel_name)
         # Joined after the presence change is announced: this connection learns its status from
         # connection.ready; the user's other connections from presence.updated.
         await self.group_join(user_group(self.user.pk))
@@ -275,6 +290,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 "presence": {"status": presence.status},
             },
         )
+        self.ready.set()  # the layer's messages may follow now
         self.direct = self.scope.get("extensions", {}).get(DIRECT_TEXT)
         if self.direct is not None:
             self.direct.handler = self.receive_direct
