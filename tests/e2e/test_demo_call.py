@@ -71,7 +71,9 @@ def server(tmp_path_factory):
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     environment = {
-        **{key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "REDIS_TEST_DB"}},
+        **{
+            key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "REDIS_TEST_DB"}
+        },
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
         "VAR_DIR": str(directory),
@@ -89,7 +91,17 @@ def server(tmp_path_factory):
     log = directory / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "config.serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "config.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
             cwd=settings.BASE_DIR,
             env=environment,
             stdout=output,
