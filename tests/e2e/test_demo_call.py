@@ -170,11 +170,12 @@ def test_a_consultation_through_the_demo_client(server):
     with sync_playwright() as playwright:
         launch = {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
         doctor_browser, patient_browser = playwright.chromium.launch(**launch), playwright.chromium.launch(**launch)
+        doctor, patient = doctor_browser.new_page(), patient_browser.new_page()
+        console: list[str] = []
         try:
-            doctor = doctor_browser.new_page()
-            patient = patient_browser.new_page()
-            for page in (doctor, patient):
+            for name, page in (("doctor", doctor), ("patient", patient)):
                 page.set_default_timeout(STEP_MS)
+                page.on("console", lambda message, name=name: console.append(f"{name} {message.type}: {message.text}"))
             _sign_in(doctor, server, DOCTOR)
             _sign_in(patient, server, PATIENT)
 
@@ -212,6 +213,10 @@ def test_a_consultation_through_the_demo_client(server):
             doctor.click("#end-call")
             doctor.wait_for_selector("#ended-panel:not([hidden])")
             patient.wait_for_selector("#ended-panel:not([hidden])")
+        except Exception as error:
+            # What each page told its user (the notice line names the error code) and its console.
+            seen = {name: page.inner_text("#notice") for name, page in (("doctor", doctor), ("patient", patient))}
+            raise AssertionError(f"{error}\npages said: {seen}\nconsole: {console[-40:]}") from error
         finally:
             doctor_browser.close()
             patient_browser.close()
