@@ -20,6 +20,8 @@ from uuid import UUID
 
 from rest_framework import serializers
 
+from audit.models import AuditAction
+from audit.sockets import audited_call, socket_access
 from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from core.ratelimit import throttle_user_scope
@@ -71,6 +73,27 @@ class CallDeclineSocketSerializer(CallIdSerializer, CallDeclineSerializer):
     pass
 
 
+def _audited(connection, message_type: str, operation: Callable[..., Any], *, call_id: Any = "", **kwargs: Any):
+    """Run a call message's domain function with its audit entry, as REST's call endpoints are
+    audited (audit/sockets.py): the call's id, or the new call's for a ring."""
+    if call_id:
+        kwargs["call_id"] = call_id
+    return database_call(
+        audited_call,
+        operation=operation,
+        access=socket_access(connection, message_type),
+        action=AuditAction.CREATE if not call_id else AuditAction.UPDATE,
+        object_type="call",
+        object_id=call_id,
+        object_id_of=None if call_id else _placed_call_id,
+        **kwargs,
+    )
+
+
+def _placed_call_id(payload: dict[str, Any]) -> Any:
+    return payload["id"]
+
+
 # --- Join, leave, media ---------------------------------------------------------------------
 
 
@@ -95,8 +118,14 @@ async def join(connection, data: dict) -> dict:
     needs. The others hear ``call.participant_joined``."""
     call_id = data["call_id"]
     join_fields = {name: value for name, value in data.items() if name != "call_id"}
-    payload, routes = await database_call(
-        _join, user=connection.user, call_id=call_id, channel_name=connection.channel_name, **join_fields
+    payload, routes = await _audited(
+        connection,
+        "call.join",
+        _join,
+        call_id=call_id,
+        user=connection.user,
+        channel_name=connection.channel_name,
+        **join_fields,
     )
     await connection.group_join(call_group(call_id))
     connection.calls.add(str(call_id))
@@ -113,7 +142,9 @@ def _leave(*, user, call_id: UUID, channel_name: str) -> None:
 @handles("call.leave", serializer=CallIdSerializer)
 async def leave(connection, data: dict) -> dict:
     call_id = data["call_id"]
-    await database_call(_leave, user=connection.user, call_id=call_id, channel_name=connection.channel_name)
+    await _audited(
+        connection, "call.leave", _leave, call_id=call_id, user=connection.user, channel_name=connection.channel_name
+    )
     await connection.group_leave(call_group(call_id))
     connection.calls.discard(str(call_id))
     return {"call_id": str(call_id)}
@@ -147,7 +178,7 @@ async def initiate(connection, data: dict) -> dict:
     """Ring someone. The ack is REST's answer: the ringing call with the caller's ICE servers.
     Both sides hear ``call.initiated``; once the callee accepts, the caller sends ``call.join``
     on the connection that carries the call (it answers the caller's media credentials)."""
-    return await database_call(_initiate, user=connection.user, data=dict(data))
+    return await _audited(connection, "call.initiate", _initiate, user=connection.user, data=dict(data))
 
 
 def _accept(*, user, call_id: UUID, channel_name: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -163,8 +194,8 @@ async def accept(connection, data: dict) -> dict:
     """Answer a ringing call. The ack is REST's accept answer (the join payload), and this
     connection joins the call's room as after ``call.join``, so it may signal at once."""
     call_id = data["call_id"]
-    payload, routes = await database_call(
-        _accept, user=connection.user, call_id=call_id, channel_name=connection.channel_name
+    payload, routes = await _audited(
+        connection, "call.accept", _accept, call_id=call_id, user=connection.user, channel_name=connection.channel_name
     )
     await connection.group_join(call_group(call_id))
     connection.calls.add(str(call_id))
@@ -181,7 +212,9 @@ def _decline(*, user, call_id: UUID, reason: str) -> dict[str, Any]:
 @handles("call.decline", serializer=CallDeclineSocketSerializer)
 async def decline(connection, data: dict) -> dict:
     """Refuse a ringing call (``reason``: ``declined``, the default, or ``busy``)."""
-    return await database_call(_decline, user=connection.user, call_id=data["call_id"], reason=data["reason"])
+    return await _audited(
+        connection, "call.decline", _decline, call_id=data["call_id"], user=connection.user, reason=data["reason"]
+    )
 
 
 def _hangup(*, user, call_id: UUID, channel_name: str) -> dict[str, Any]:
@@ -197,7 +230,9 @@ async def hangup(connection, data: dict) -> dict:
     """End an ad-hoc call from either side (while it rings: the caller cancels, the callee
     declines). The ack is the call as REST's hang-up answers it."""
     call_id = data["call_id"]
-    body = await database_call(_hangup, user=connection.user, call_id=call_id, channel_name=connection.channel_name)
+    body = await _audited(
+        connection, "call.hangup", _hangup, call_id=call_id, user=connection.user, channel_name=connection.channel_name
+    )
     await connection.group_leave(call_group(call_id))
     connection.calls.discard(str(call_id))
     return body
@@ -217,7 +252,9 @@ def _media(*, user, call_id: UUID, changes: dict) -> dict[str, Any]:
 @handles("media.update", serializer=MediaUpdateSocketSerializer)
 async def update_media(connection, data: dict) -> dict:
     changes = {name: value for name, value in data.items() if name != "call_id"}
-    return await database_call(_media, user=connection.user, call_id=data["call_id"], changes=changes)
+    return await _audited(
+        connection, "media.update", _media, call_id=data["call_id"], user=connection.user, changes=changes
+    )
 
 
 # A closed connection's calls are left after the reconnect grace by the presence clean-up the
