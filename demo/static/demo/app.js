@@ -469,7 +469,9 @@ const ui = {
       tile.querySelector(".peer-state").textContent = peer ? peer.state : participant.status;
       tile.querySelector(".quality").textContent = quality ? `their connection: ${qualityText(quality)}` : "";
       const sendBackButton = tile.querySelector(".send-back");
-      sendBackButton.hidden = !(session.isHost && participant.role === "patient" && participant.status === "joined");
+      sendBackButton.hidden = !(
+        session.isHost && session.call.kind !== "ad_hoc" && participant.role === "patient" && participant.status === "joined"
+      );
     }
   },
 
