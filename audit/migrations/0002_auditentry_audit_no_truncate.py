@@ -6,14 +6,24 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0001_initial'),
+        ("audit", "0001_initial"),
     ]
 
     operations = [
         pgtrigger.migrations.AddTrigger(
-            model_name='auditentry',
-            trigger=pgtrigger.compiler.Trigger(name='audit_no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot truncate rows from % table', TG_TABLE_NAME;", hash='1fb4b35bbfe4a32c471edf4f8e62673d733f412b', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_audit_no_truncate_4108f', table='audit_auditentry', when='BEFORE')),
+            model_name="auditentry",
+            trigger=pgtrigger.compiler.Trigger(
+                name="audit_no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot truncate rows from % table', TG_TABLE_NAME;",
+                    hash="1fb4b35bbfe4a32c471edf4f8e62673d733f412b",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_audit_no_truncate_4108f",
+                    table="audit_auditentry",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]
