@@ -170,3 +170,18 @@ async def request(communicator: WebsocketCommunicator, message: dict) -> dict:
     """Send a message and return the next one that is not a presence update."""
     await communicator.send_to(text_data=json.dumps(message))
     return await next_event(communicator)
+
+
+def kill_redis_clients() -> None:
+    """Cut every client of this test run's Redis database (the processes' subscriptions among
+    them) but the one doing it, as a Redis restart does."""
+    import redis
+    from django.conf import settings
+
+    killer = redis.Redis.from_url(settings.REDIS_URL)
+    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
+    own_id = str(killer.client_id())
+    for client in killer.client_list():
+        if client["db"] == database and client["id"] != own_id:
+            killer.client_kill_filter(_id=client["id"])
+    killer.close()

@@ -31,6 +31,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from accounts.tokens import token_pair_for
 from presence.models import PresenceConnection, PresenceStatus, UserPresence
+from tests.realtime.conftest import kill_redis_clients
 from tests.sessions.factories import SessionFactory
 from video_calls.services.adhoc import call_accept, call_initiate
 
@@ -381,20 +382,6 @@ def test_an_offer_never_overtakes_the_join_it_follows_across_processes(servers, 
         assert replies == ["j", "o"]  # both acknowledged, in order
 
 
-def _kill_redis_clients() -> None:
-    """Cut every client of this test run's Redis database, the servers' subscriptions among
-    them, as a Redis restart does."""
-    import redis
-
-    killer = redis.Redis.from_url(settings.REDIS_URL)
-    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
-    own_id = str(killer.client_id())
-    for client in killer.client_list():
-        if client["db"] == database and client["id"] != own_id:
-            killer.client_kill_filter(_id=client["id"])
-    killer.close()
-
-
 def _close_code(socket: ClientConnection) -> int | None:
     from websockets.exceptions import ConnectionClosed
 
@@ -419,7 +406,7 @@ def test_when_redis_drops_every_socket_re_syncs_and_signaling_resumes_across_pro
         before = _until(patient_socket, {"signal.offer"})[-1]
 
         # When Redis drops every connection, the servers' subscriptions among them
-        _kill_redis_clients()
+        kill_redis_clients()
         codes = [_close_code(doctor_socket), _close_code(patient_socket)]
 
         # Then both clients are told to re-sync; reconnected and re-joined, they signal again

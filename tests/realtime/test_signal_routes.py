@@ -8,15 +8,13 @@ import contextlib
 import json
 
 import pytest
-import redis
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.utils import timezone
 from websockets.exceptions import ConnectionClosed
 
 from realtime.registry import LAYER_LOST_HOOKS
 from tests.factories import DoctorFactory, PatientFactory
-from tests.realtime.conftest import ServedSocket, next_event, open_socket, receive, request
+from tests.realtime.conftest import ServedSocket, kill_redis_clients, next_event, open_socket, receive, request
 from tests.realtime.test_signaling import SDP, _in_call, _ongoing_call
 from tests.video_calls.factories import CallFactory, CallParticipantFactory
 from video_calls import consumers as call_consumers
@@ -181,13 +179,7 @@ async def test_after_a_redis_restart_a_signal_into_a_call_that_ended_meanwhile_i
     await _relayed(doctor_socket, patient_socket, call, patient)
 
     await database_sync_to_async(_end_without_telling_anyone)(call)
-    killer = redis.Redis.from_url(settings.REDIS_URL)
-    database = str(killer.connection_pool.connection_kwargs.get("db", 0))
-    own_id = str(killer.client_id())
-    for client in killer.client_list():
-        if client["db"] == database and client["id"] != own_id:
-            killer.client_kill_filter(_id=client["id"])
-    killer.close()
+    kill_redis_clients()
     closing = [asyncio.ensure_future(_close_code(socket_)) for socket_ in (doctor_socket, patient_socket)]
     done, pending = await asyncio.wait(closing, timeout=10)
     for task in pending:
