@@ -186,7 +186,8 @@ def _accept(*, user, call_id: UUID, channel_name: str) -> tuple[dict[str, Any], 
     call = call_get_for_user(user=user, call_id=call_id)
     result = call_accept(call=call, user=user)
     presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
-    return join_payload(result, call_with_participants(call_id=call.pk)), call_routes(call_id=call.pk)
+    call = call_with_participants_of(result.call)
+    return join_payload(result, call), call_routes_of(call)
 
 
 @handles("call.accept", serializer=CallIdSerializer)

@@ -83,6 +83,19 @@ class EndReason(models.TextChoices):
     CALLER_CANCELLED = "caller_cancelled", "Cancelled by the caller"
 
 
+# The call's on/off settings, as the host changes them (``call_settings_update``) and every
+# answer and event carrying the settings shows them.
+CALL_SETTING_FLAGS = (
+    "allow_join_before_host",
+    "waiting_room_enabled",
+    "chat_enabled",
+    "screen_share_enabled",
+    "mute_on_join",
+    "recording_enabled",
+    "auto_recording",
+)
+
+
 class Call(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=CallKind.choices)

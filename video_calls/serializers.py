@@ -12,6 +12,7 @@ from rest_framework import serializers
 from core.schema import error_response
 from core.serializers import UnsetAsNullChoiceField
 from video_calls.models import (
+    CALL_SETTING_FLAGS,
     Call,
     CallMedia,
     CallParticipant,
@@ -164,15 +165,6 @@ class JoinResponseSerializer(serializers.Serializer):
 # REST_FRAMEWORK's settings as everywhere else.
 
 _DATETIME = serializers.DateTimeField()
-_CALL_SETTING_FLAGS = (
-    "allow_join_before_host",
-    "waiting_room_enabled",
-    "chat_enabled",
-    "screen_share_enabled",
-    "mute_on_join",
-    "recording_enabled",
-    "auto_recording",
-)
 
 
 def _time(value: Any) -> str | None:
@@ -222,7 +214,7 @@ def call_payload(call: Call) -> dict[str, Any]:
         "settings": {
             "max_participants": None if call.max_participants is None else int(call.max_participants),
             "has_passcode": bool(call.passcode_hash),
-            **{name: bool(getattr(call, name)) for name in _CALL_SETTING_FLAGS},
+            **{name: bool(getattr(call, name)) for name in CALL_SETTING_FLAGS},
         },
         "created_at": _time(call.created_at),
         "accepted_at": _time(call.accepted_at),
@@ -263,23 +255,6 @@ def join_payload(result: JoinResult, call: Call) -> dict[str, Any]:
         if agora
         else None,
     }
-
-
-def join_payload_serialized(result: JoinResult, call: Call) -> dict[str, Any]:
-    """The same answer through the serializers: what ``join_payload`` must equal (tests)."""
-    credentials = result.credentials
-    agora = credentials.agora if credentials else None
-    return JoinResponseSerializer(
-        {
-            "call": call,
-            "participant_status": result.participant.status,
-            "waiting": credentials is None,
-            "ice_servers": credentials.ice.ice_servers if credentials else None,
-            "ice_expires_at": credentials.ice.expires_at if credentials else None,
-            "websocket_url": settings.WEBSOCKET_PUBLIC_URL,
-            "agora": agora.__dict__ if agora else None,
-        }
-    ).data
 
 
 # --- Inputs -----------------------------------------------------------------------------------

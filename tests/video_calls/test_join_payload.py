@@ -5,21 +5,41 @@ participants (``call_routes_of``) are ``call_routes``."""
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
 from tests.factories import PatientFactory
 from tests.realtime.test_signaling import _ongoing_call
 from tests.video_calls.factories import CallFactory, CallParticipantFactory
-from video_calls.models import CallStatus, EndReason, ParticipantRole, ParticipantStatus
+from video_calls.models import Call, CallStatus, EndReason, ParticipantRole, ParticipantStatus
 from video_calls.selectors.calls import call_with_participants, call_with_participants_of
 from video_calls.selectors.routes import call_routes, call_routes_of
-from video_calls.serializers import CallSerializer, call_payload, join_payload, join_payload_serialized
+from video_calls.serializers import CallSerializer, JoinResponseSerializer, call_payload, join_payload
 from video_calls.services.access import JoinResult, joined_result
 
 pytestmark = pytest.mark.django_db
+
+
+def join_payload_serialized(result: JoinResult, call: Call) -> dict[str, Any]:
+    """The same answer through the serializers (``JoinResponseSerializer``): what ``join_payload``
+    must equal."""
+    credentials = result.credentials
+    agora = credentials.agora if credentials else None
+    return JoinResponseSerializer(
+        {
+            "call": call,
+            "participant_status": result.participant.status,
+            "waiting": credentials is None,
+            "ice_servers": credentials.ice.ice_servers if credentials else None,
+            "ice_expires_at": credentials.ice.expires_at if credentials else None,
+            "websocket_url": settings.WEBSOCKET_PUBLIC_URL,
+            "agora": agora.__dict__ if agora else None,
+        }
+    ).data
 
 
 def _same(built, serialized) -> None:

@@ -1,7 +1,5 @@
 """Where signaling for a call goes: its connected participants and the sockets they joined it on."""
 
-from collections import defaultdict
-
 from presence.models import PresenceConnection
 from video_calls.models import Call, CallParticipant, CallStatus, ParticipantStatus
 
@@ -9,19 +7,10 @@ from video_calls.models import Call, CallParticipant, CallStatus, ParticipantSta
 def call_routes(*, call_id) -> dict[str, list[str]]:
     """``{user id: [channel names]}`` for every participant connected to an ongoing call. A
     participant who joined over REST only has no channel (signals to them cannot be delivered)."""
-    joined = list(
-        CallParticipant.objects.filter(
-            call_id=call_id, status=ParticipantStatus.JOINED, call__status=CallStatus.ONGOING
-        ).values_list("user_id", flat=True)
-    )
-    routes: dict[str, list[str]] = defaultdict(list)
-    for user_id in joined:
-        routes[str(user_id)]
-    for user_id, channel_name in PresenceConnection.objects.filter(call_id=call_id, user_id__in=joined).values_list(
-        "user_id", "channel_name"
-    ):
-        routes[str(user_id)].append(channel_name)
-    return dict(routes)
+    joined = CallParticipant.objects.filter(
+        call_id=call_id, status=ParticipantStatus.JOINED, call__status=CallStatus.ONGOING
+    ).values_list("user_id", flat=True)
+    return _routes(call_id, list(joined))
 
 
 def call_routes_of(call: Call) -> dict[str, list[str]]:
@@ -29,11 +18,15 @@ def call_routes_of(call: Call) -> dict[str, list[str]]:
     the same answer with one query, the connections, instead of two."""
     if call.status != CallStatus.ONGOING:
         return {}
-    joined = [p.user_id for p in call.participants.all() if p.status == ParticipantStatus.JOINED]
+    return _routes(call.pk, [p.user_id for p in call.participants.all() if p.status == ParticipantStatus.JOINED])
+
+
+def _routes(call_id, joined: list) -> dict[str, list[str]]:
+    """The channels each of the ``joined`` users joined the call on (none for a REST-only one)."""
     routes: dict[str, list[str]] = {str(user_id): [] for user_id in joined}
     if not joined:
         return routes
-    for user_id, channel_name in PresenceConnection.objects.filter(call_id=call.pk, user_id__in=joined).values_list(
+    for user_id, channel_name in PresenceConnection.objects.filter(call_id=call_id, user_id__in=joined).values_list(
         "user_id", "channel_name"
     ):
         routes[str(user_id)].append(channel_name)

@@ -37,6 +37,7 @@ from sessions.models import Session, SessionStatus
 from sessions.selectors import session_list_for_user
 from sessions.services import session_record_join
 from video_calls.models import (
+    CALL_SETTING_FLAGS,
     ROOM_STATUSES,
     Call,
     CallEventType,
@@ -379,15 +380,6 @@ def call_end(*, call: Call, user: User) -> Call:
     return call_finish(call=call, at=now, reason=reason, actor=user)
 
 
-_SETTING_FIELDS = (
-    "allow_join_before_host",
-    "waiting_room_enabled",
-    "chat_enabled",
-    "screen_share_enabled",
-    "mute_on_join",
-    "recording_enabled",
-    "auto_recording",
-)
 _DETAIL_FIELDS = ("title", "description", "scheduled_start", "scheduled_end")
 # Once the call started, these changes are refused: the start has happened; people connected
 # consented to a call without recording; automatic recording only acts at the start.
@@ -450,7 +442,7 @@ def call_settings_update(
     require_host(call=call, user=user)
     if call.status not in ROOM_STATUSES or call.kind == CallKind.AD_HOC:
         raise InvalidCallState("Only a live room's settings can change.", details={"status": call.status})
-    requested: dict[str, Any] = {name: bool(value) for name, value in flags.items() if name in _SETTING_FIELDS}
+    requested: dict[str, Any] = {name: bool(value) for name, value in flags.items() if name in CALL_SETTING_FLAGS}
     given = (("title", title), ("description", description), ("max_participants", max_participants))
     requested.update({name: value for name, value in given if value is not None})
     times = (("scheduled_start", scheduled_start), ("scheduled_end", scheduled_end))
@@ -511,5 +503,5 @@ def public_settings(call: Call) -> dict[str, Any]:
         "scheduled_end": call.scheduled_end.isoformat() if call.scheduled_end else None,
         "max_participants": call.max_participants,
         "has_passcode": bool(call.passcode_hash),
-        **{name: getattr(call, name) for name in _SETTING_FIELDS},
+        **{name: getattr(call, name) for name in CALL_SETTING_FLAGS},
     }
