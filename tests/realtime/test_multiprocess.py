@@ -13,7 +13,6 @@ process's memory.
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,14 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from websockets.sync.client import ClientConnection, connect
 
 from accounts.tokens import token_pair_for
 from presence.models import PresenceConnection, PresenceStatus, UserPresence
+from tests.drills.processes import free_port, run_database_url
 from tests.realtime.conftest import kill_redis_clients
 from tests.sessions.factories import SessionFactory
 from video_calls.services.adhoc import call_accept, call_initiate
@@ -60,21 +58,6 @@ class Server:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    """The database this test run uses (pytest-django's ``test_...`` copy), as a URL."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{quote(db['NAME'], safe='')}"
-
-
 def _http(method: str, url: str, token: str | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     if token is not None:
@@ -93,11 +76,11 @@ PRODUCTION = ("config.serve", "--host", "127.0.0.1", "--port", "{port}", "--log-
 
 
 def _start(log: Path, command: tuple[str, ...] = DAPHNE) -> Server:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",  # same SECRET_KEY as this process
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": run_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
         "WEBSOCKET_ALLOWED_ORIGINS": ORIGIN,  # config.serve would allow only its own address
