@@ -5,10 +5,11 @@ the same transaction as what the message does, or after it for a refused or fail
 An entry names the message type as its route (``ws:chat.send``), ``WS`` as its method and the
 socket's path; the actor, IP address, user agent and request id are the connection's.
 
-A handler runs its domain function through ``audited_call`` instead of calling it directly::
+A handler runs its domain function through ``audited_database_call`` instead of
+``database_call``::
 
-    return await database_call(
-        audited_call, operation=_send, access=socket_access(connection, "chat.send"),
+    return await audited_database_call(
+        connection, "chat.send", _send,
         action=AuditAction.CREATE, object_type="message", object_id_of=lambda ack: ack["message"]["id"],
         user=connection.user, data=dict(data),
     )
@@ -35,6 +36,7 @@ from rest_framework.throttling import BaseThrottle
 
 from audit.models import AuditOutcome
 from audit.services import audit_record
+from core.events import database_call
 from core.exceptions import ApplicationError
 from core.outages import outage_of
 
@@ -153,3 +155,13 @@ def _record_attempt(
         record_socket_access(access, **described, object_id=object_id, outcome=outcome, status_code=status_code)
     except DatabaseError:
         logger.warning("Could not record a %s attempt of %s in the audit trail", status_code, access.message_type)
+
+
+async def audited_database_call(
+    connection: Any, message_type: str, operation: Callable[..., Any], **kwargs: Any
+) -> Any:
+    """``core.events.database_call`` of ``operation`` with its audit entry (``audited_call``), for
+    the socket message ``message_type`` of ``connection``."""
+    return await database_call(
+        audited_call, operation=operation, access=socket_access(connection, message_type), **kwargs
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from rest_framework import serializers
 
 from audit.models import AuditAction
-from audit.sockets import audited_call, socket_access
+from audit.sockets import audited_database_call
 from core.events import database_call
 from messaging.serializers import MarkResultSerializer, MessageSendSerializer
 from messaging.services.messages import message_send
@@ -41,10 +41,10 @@ def _send(*, user, data: dict) -> dict:
 async def send(connection, data: dict) -> dict:
     """The ack carries the stored message (``created: false`` for a retry of a stored one); the
     members hear ``chat.message`` after it."""
-    return await database_call(
-        audited_call,
-        operation=_send,
-        access=socket_access(connection, "chat.send"),
+    return await audited_database_call(
+        connection,
+        "chat.send",
+        _send,
         action=AuditAction.CREATE,
         object_type="message",
         object_id_of=_sent_message_id,
@@ -62,10 +62,10 @@ def _mark_payload(result: MarkResult) -> dict:
 
 
 async def _mark(connection, data: dict, message_type: str, mark) -> dict:
-    result = await database_call(
-        audited_call,
-        operation=mark,
-        access=socket_access(connection, message_type),
+    result = await audited_database_call(
+        connection,
+        message_type,
+        mark,
         action=AuditAction.UPDATE,
         object_type="conversation",
         object_id=data["conversation_id"],

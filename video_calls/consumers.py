@@ -21,7 +21,7 @@ from uuid import UUID
 from rest_framework import serializers
 
 from audit.models import AuditAction
-from audit.sockets import audited_call, socket_access
+from audit.sockets import audited_database_call
 from core.events import call_group, database_call
 from core.exceptions import InvalidInput, PermissionDenied
 from core.ratelimit import throttle_user_scope
@@ -78,10 +78,10 @@ def _audited(connection, message_type: str, operation: Callable[..., Any], *, ca
     audited (audit/sockets.py): the call's id, or the new call's for a ring."""
     if call_id:
         kwargs["call_id"] = call_id
-    return database_call(
-        audited_call,
-        operation=operation,
-        access=socket_access(connection, message_type),
+    return audited_database_call(
+        connection,
+        message_type,
+        operation,
         action=AuditAction.CREATE if not call_id else AuditAction.UPDATE,
         object_type="call",
         object_id=call_id,
