@@ -10,9 +10,10 @@ styles and images from this host, fetches to this host and the socket's host
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_safe
+
+from core.errors import error_body
 
 # Camera and microphone for the call, screen capture for sharing; every other powerful feature off.
 PERMISSIONS_POLICY = "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=()"
@@ -49,10 +50,13 @@ def content_security_policy() -> str:
     )
 
 
-@require_safe
 def demo_client(request: HttpRequest) -> HttpResponse:
     if not settings.DEMO_CLIENT_ENABLED:
         raise Http404("The reference client is not enabled.")
+    if request.method not in ("GET", "HEAD"):  # answered in the error shape, as the API's 405s are
+        refused = JsonResponse(error_body("METHOD_NOT_ALLOWED", "The page is read with GET."), status=405)
+        refused["Allow"] = "GET, HEAD"
+        return refused
     response = render(request, "demo/index.html")
     response["Content-Security-Policy"] = content_security_policy()
     response["Permissions-Policy"] = PERMISSIONS_POLICY

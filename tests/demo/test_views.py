@@ -33,3 +33,11 @@ def test_the_policy_lets_the_page_open_the_socket_it_is_told_to():
 @pytest.mark.parametrize("module", ["app", "api", "socket", "call", "peer", "chat"])
 def test_every_module_is_served(client, module):
     assert client.get(f"/static/demo/{module}.js").status_code == 200
+
+
+def test_another_method_is_refused_in_the_error_shape(client):
+    response = client.post("/demo/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert response["Allow"] == "GET, HEAD"
