@@ -136,23 +136,30 @@ def _sign_in(page, origin: str, email: str) -> None:
 
 
 def _stats(page) -> dict:
-    return page.evaluate("window.telehealthDemo.stats()")
+    return page.evaluate("window.telehealthDemo.stats()")  # evaluate awaits the page's promise
 
 
-def _frames_flowing(page) -> int:
-    """Wait until the one peer connection is connected and its inbound video frames increase."""
-    page.wait_for_function(
-        "window.telehealthDemo.stats().then(s => s.peers.length === 1 && s.peers[0].state === 'connected')",
-        timeout=STEP_MS,
-        polling=250,
-    )
-    first = _stats(page)["peers"][0]["framesDecoded"]
-    page.wait_for_function(
-        f"window.telehealthDemo.stats().then(s => s.peers[0] && s.peers[0].framesDecoded > {first} + 10)",
-        timeout=STEP_MS,
-        polling=250,
-    )
-    return _stats(page)["peers"][0]["framesDecoded"]
+def _frames_flowing(page) -> None:
+    """Wait until the page's one peer connection is connected and has decoded more than 10 video
+    frames since this started watching that connection.
+
+    Polled from here with ``evaluate``: ``wait_for_function`` would take the promise that
+    ``stats()`` returns for a truthy answer and return at once. The count starts again whenever
+    the connection seen is not the one measured before (none yet, or a new RTCPeerConnection
+    after a re-offer), so frames are always counted on one connection."""
+    deadline = time.monotonic() + STEP_MS / 1000
+    baseline = None
+    while True:
+        stats = _stats(page)
+        peers = stats["peers"]
+        peer = peers[0] if len(peers) == 1 and peers[0]["state"] == "connected" else None
+        if peer is not None and baseline is not None and peer["connection"] == baseline["connection"]:
+            if peer["framesDecoded"] > baseline["framesDecoded"] + 10:
+                return
+        else:
+            baseline = peer
+        assert time.monotonic() < deadline, f"no video frames flowing on one connected peer connection: {stats}"
+        time.sleep(0.25)
 
 
 def _chat(sender, receiver, text: str) -> None:

@@ -474,12 +474,13 @@ export class CallSession {
     this.ui.ended(this, summary);
   }
 
-  // For tests and debugging: each peer's connection state and inbound video, from getStats.
+  // For tests and debugging: each peer's connection (its serial number in this tab), its state
+  // and inbound video, from getStats.
   async stats() {
     const peers = [];
     for (const [userId, peer] of this.peers) {
       const figures = await peer.stats();
-      peers.push({ userId, state: peer.state, framesReceived: figures.framesReceived, framesDecoded: figures.framesDecoded });
+      peers.push({ userId, connection: peer.serial, state: peer.state, framesReceived: figures.framesReceived, framesDecoded: figures.framesDecoded });
     }
     return { status: this.status, peers };
   }

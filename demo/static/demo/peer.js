@@ -15,10 +15,12 @@
 
 const ICE_BATCH_MS = 40;
 const MAX_CANDIDATES = 50;
+let connectionsMade = 0;
 
 export class Peer {
   constructor({ remoteUserId, iceServers, localTracks, signal, onTrack, onStateChange }) {
     this.remoteUserId = remoteUserId;
+    this.serial = ++connectionsMade; // which connection this is, for stats(): a re-offer makes a new one
     this.signal = signal; // (type, data) => Promise|void; data without call_id and to
     this.onStateChange = onStateChange;
     this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
