@@ -11,13 +11,21 @@ The pool is bounded and blocking (``REDIS_CACHE_MAX_CONNECTIONS``, waiting up to
 threads would otherwise each open a connection of their own at once, and the connects that
 Redis's accept queue could not take in time answered 503. A pool still exhausted after the wait
 raises redis-py's ``ConnectionError``, which is a 503 too (core/outages.py).
+
+Django's cache also builds a new ``redis.Redis`` client for every command it sends (copying
+redis-py's table of about 200 response callbacks each time): with a rate limit or two on every
+request and the ticket in the same cache, that was a tenth of a ticket request's CPU. The
+client is thread-safe (each command takes a connection from the pool), so ``SharedRedisCache``
+builds one per pool and keeps it.
 """
 
 import threading
 
-from redis import BlockingConnectionPool, ConnectionPool
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis import BlockingConnectionPool, ConnectionPool, Redis
 
 _pools: dict[tuple, ConnectionPool] = {}
+_clients: dict[ConnectionPool, Redis] = {}
 _lock = threading.Lock()
 
 
@@ -30,3 +38,24 @@ class SharedConnectionPool(BlockingConnectionPool):
             if pool is None:
                 pool = _pools[key] = super().from_url(url, **options)
         return pool
+
+
+class _SharedClientCacheClient(RedisCacheClient):
+    def get_client(self, key=None, *, write=False) -> Redis:
+        pool = self._get_connection_pool(write)
+        client = _clients.get(pool)
+        if client is None:
+            with _lock:
+                client = _clients.setdefault(pool, self._client(connection_pool=pool))
+        return client
+
+
+class SharedRedisCache(RedisCache):
+    """Django's Redis cache with one ``SharedConnectionPool`` per server and options, and one
+    redis-py client per pool instead of one per command. (The pools being shared is what keeps
+    the clients kept here bounded: one per pool, not one per thread.)"""
+
+    def __init__(self, server, params) -> None:
+        options = {**params.get("OPTIONS", {}), "pool_class": SharedConnectionPool}
+        super().__init__(server, {**params, "OPTIONS": options})
+        self._class = _SharedClientCacheClient

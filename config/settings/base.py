@@ -155,15 +155,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache with one shared pool and client per process (core/redis_pool.py).
+            "BACKEND": "core.redis_pool.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "telehealth",
             "OPTIONS": {
-                "pool_class": "core.redis_pool.SharedConnectionPool",
                 # Unreachable Redis answers 503 SERVICE_UNAVAILABLE within these, not after the OS's.
                 "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
                 "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
-                # One bounded pool per process, shared by every request thread (core/redis_pool.py).
+                # The pool's bounds: one pool per process, shared by every request thread.
                 "max_connections": env.int("REDIS_CACHE_MAX_CONNECTIONS", default=32),
                 "timeout": env.float("REDIS_CACHE_POOL_TIMEOUT", default=5.0),
             },

@@ -90,7 +90,7 @@ def test_ready_names_an_unreachable_redis_or_broker_within_two_seconds(anon_clie
         "cache": {
             "CACHES": {
                 "default": {
-                    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                    "BACKEND": "core.redis_pool.SharedRedisCache",
                     "LOCATION": unreachable,
                     "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
                 }

@@ -36,7 +36,7 @@ def unreachable_redis():
     url = f"redis://127.0.0.1:{closed_port()}/0"
     caches = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "core.redis_pool.SharedRedisCache",
             "LOCATION": url,
             "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }

@@ -1,5 +1,6 @@
 """The cache's Redis pool (core/redis_pool.py): one per process, bounded, and waiting for a
-free connection rather than opening one more; still exhausted after the wait, a 503."""
+free connection rather than opening one more; still exhausted after the wait, a 503. One
+redis-py client per pool, whichever thread or command asks."""
 
 import threading
 
@@ -22,8 +23,11 @@ def _cache_pool(settings, **pool_options):
 def test_every_thread_shares_one_bounded_pool(settings):
     pools = []
 
+    clients = []
+
     def pool_of_this_thread():
-        pools.append(caches["default"]._cache.get_client().connection_pool)
+        clients.extend([caches["default"]._cache.get_client(), caches["default"]._cache.get_client(write=True)])
+        pools.append(clients[-1].connection_pool)
 
     threads = [threading.Thread(target=pool_of_this_thread) for _ in range(4)]
     for thread in threads:
@@ -32,6 +36,7 @@ def test_every_thread_shares_one_bounded_pool(settings):
         thread.join()
 
     assert len({id(pool) for pool in pools}) == 1
+    assert len({id(client) for client in clients}) == 1
     assert isinstance(pools[0], SharedConnectionPool)
     assert pools[0].max_connections == settings.CACHES["default"]["OPTIONS"]["max_connections"]
 

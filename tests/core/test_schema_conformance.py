@@ -863,7 +863,7 @@ def _redis_down():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    cache = {"BACKEND": "core.redis_pool.SharedRedisCache", "LOCATION": url}
     return override_settings(CACHES={"default": cache}, REDIS_URL=url)
 
 
