@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from uuid import UUID
 
+from django.db import transaction
 from rest_framework import serializers
 
 from audit.models import AuditAction
@@ -29,7 +30,12 @@ from presence.services import presence_connection_enter_call, presence_connectio
 from realtime import protocol
 from realtime.registry import handles, on_event, on_layer_lost
 from video_calls.models import ParticipantStatus
-from video_calls.selectors.calls import call_get_for_user, call_with_participants, call_with_participants_of
+from video_calls.selectors.calls import (
+    call_get_for_user,
+    call_lock_for_user,
+    call_with_participants,
+    call_with_participants_of,
+)
 from video_calls.selectors.routes import call_routes, call_routes_of
 from video_calls.serializers import (
     CallDeclineSerializer,
@@ -97,14 +103,15 @@ def _placed_call_id(payload: dict[str, Any]) -> Any:
 # --- Join, leave, media ---------------------------------------------------------------------
 
 
+@transaction.atomic(savepoint=False)  # the audit entry's transaction, when there is one
 def _join(*, user, call_id: UUID, channel_name: str, **join_fields: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """Join, point this connection at the call, and read the call's routes in the same trip
     to the database (the first signal then needs none). Every client of every call does this on
-    the hour, so it keeps to the fewest statements: the call as the join left it (read and
-    locked by the join) is not read again, and the participants read for the answer also give
-    the routes (``call_routes_of``), which then need only the connections."""
-    call = call_get_for_user(user=user, call_id=call_id)
-    result = call_join(call=call, user=user, **join_fields)
+    the hour, so it keeps to the fewest statements: the call is found and locked in one, not
+    read again after the join, and the participants read for the answer also give the routes
+    (``call_routes_of``), which then need only the connections."""
+    call = call_lock_for_user(user=user, call_id=call_id)
+    result = call_join(call=call, user=user, locked=True, **join_fields)
     if result.participant.status == ParticipantStatus.JOINED:
         presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)
     call = call_with_participants_of(result.call)

@@ -22,10 +22,10 @@ def test_joining_costs_the_same_queries_however_big_the_call(doctor, patient, gu
     now = timezone.now()
     PresenceConnection.objects.create(user=doctor, channel_name="doctor-tab", opened_at=now, last_heartbeat_at=now)
 
-    # the call; savepoint, the call and the participant locked, release; this connection enters
-    # the call; its participants and their users (the call as the join read it, not again); the
+    # the call found and locked; savepoint, the participant, release; this connection enters the
+    # call; its participants and their users (the call as the join read it, not again); the
     # routes' connections (who is joined comes with the participants)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(7):
         payload, routes = _join(user=doctor, call_id=call.pk, passcode="", channel_name="doctor-tab")
 
     assert len(payload["call"]["participants"]) == 2 + guests

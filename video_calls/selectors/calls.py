@@ -31,6 +31,23 @@ def call_get_for_user(*, user: User, call_id) -> Call:
     return call
 
 
+def call_lock_for_user(*, user: User, call_id) -> Call:
+    """``call_get_for_user`` and ``lock_call`` (video_calls.services.common) in one statement: the
+    call ``user`` may see, with its session, row-locked for the rest of the transaction. For a
+    service the caller hands it to with ``locked=True``; someone else's call is CALL_NOT_FOUND
+    as ever."""
+    call = (
+        call_list_for_user(user=user)
+        .select_for_update(of=("self",))
+        .select_related("session")
+        .filter(pk=call_id)
+        .first()
+    )
+    if call is None:
+        raise NotFound("Call not found.", code="CALL_NOT_FOUND")
+    return call
+
+
 def participants_with_users() -> Prefetch:
     """A call's participants with their users, in one query however many take part."""
     return Prefetch("participants", queryset=CallParticipant.objects.select_related("user").order_by("id"))

@@ -220,13 +220,17 @@ def call_join(
     audio_enabled: bool | None = None,
     video_enabled: bool | None = None,
     recording_consent: bool = False,
+    locked: bool = False,
 ) -> JoinResult:
     """Enter a session room or group consultation (or reconnect to an ongoing ad-hoc call); see
     the module docstring for the order of the gates. ``display_name``, ``audio_enabled`` and
     ``video_enabled`` are what this join starts with; left out, the user's own name and meeting
-    defaults apply. A reconnect (already connected) changes nothing."""
+    defaults apply. A reconnect (already connected) changes nothing. ``locked``: the caller
+    read ``call`` with its row lock, in the transaction this runs in
+    (``video_calls.selectors.calls.call_lock_for_user``), so it is not read again."""
     now = timezone.now()
-    call = lock_call(call)
+    if not locked:
+        call = lock_call(call)
     if call.status not in ROOM_STATUSES or (call.kind == CallKind.AD_HOC and call.status != CallStatus.ONGOING):
         raise InvalidCallState(f"The call is {call.status}; it cannot be joined.", details={"status": call.status})
     participant = require_participant(call=call, user=user)
