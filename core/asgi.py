@@ -5,7 +5,8 @@ before any Django middleware runs, so a body sent without ``Content-Length`` (ch
 to its end whatever its size, 200 MiB included, and ``BodySizeLimitMiddleware`` saw no length
 to refuse. Here, in front of Django:
 
-1. A declared ``Content-Length`` over the limit is answered 413 at once, the body unread.
+1. A declared ``Content-Length`` over the limit is answered 413 at once, the body unread; one of
+   0 goes on to Django as it is.
 2. Otherwise the ``http.request`` messages are read and counted; once more than the limit has
    arrived, the answer is 413 ``PAYLOAD_TOO_LARGE`` (docs/errors.md) and the rest is not read
    (the server closes the connection).
@@ -64,6 +65,14 @@ def request_body_limit(path: str) -> int | None:
     return own() if own is not None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
+def _may_have_body(scope: Scope) -> bool:
+    """False for a declared ``Content-Length: 0`` (a POST without a body, such as the ticket's):
+    nothing to count, so the request goes on without its route being resolved twice or a spool
+    made. A request declaring no length may still send a body (chunked, or HTTP/2 data frames)."""
+    declared = _header(scope, b"content-length")
+    return declared is None or declared.strip() != b"0"
+
+
 _REPLAY_CHUNK = 64 * 1024
 
 
@@ -72,7 +81,10 @@ class RequestBodyLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = request_body_limit(scope["path"]) if scope["type"] == "http" else None
+        if scope["type"] != "http" or not _may_have_body(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = request_body_limit(scope["path"])
         if limit is None:
             await self.app(scope, receive, send)
             return

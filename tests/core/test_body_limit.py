@@ -110,6 +110,16 @@ async def test_a_chunked_body_within_the_limit_reaches_the_view(settings):
     assert read == 3
 
 
+async def test_a_request_declaring_no_body_goes_on_to_the_view(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    sent, _ = await call(http_scope(LOGIN, [(b"content-length", b"0")]), [b""])
+
+    status, body = status_and_body(sent)
+    assert status == 400, body  # the login's own answer to no credentials
+    assert body["error"]["code"] == "VALIDATION_ERROR"
+
+
 @pytest.mark.usefixtures("served")
 async def test_a_200_mib_chunked_upload_to_a_served_app_is_refused_early():
     host, port = served_url().removeprefix("ws://").split(":")
