@@ -4,19 +4,22 @@ to Django, WebSockets to Channels consumers."""
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
 
-# Django must be set up before anything imports models (consumers, routing).
-django_asgi_app = get_asgi_application()
+# Django must be set up before anything imports models (consumers, routing): what Django's
+# get_asgi_application() does, with the handler that hops to a thread once per request.
+django.setup(set_prefix=False)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
-from core.asgi import RequestBodyLimit  # noqa: E402
+from core.asgi import OneHopASGIHandler, RequestBodyLimit  # noqa: E402
+
+django_asgi_app = OneHopASGIHandler()
 
 # A handshake from an origin not in WEBSOCKET_ALLOWED_ORIGINS (or with none) is refused with 403.
 # HTTP bodies are counted as they arrive and refused past MAX_REQUEST_BYTES (core/asgi.py).

@@ -57,11 +57,11 @@ class BodySizeLimitMiddleware:
         from core.asgi import request_body_limit
         from core.errors import error_body
 
-        limit = request_body_limit(request.path)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        limit = request_body_limit(request.path) if length > 0 else None  # no body: no route to resolve
         if limit is not None and length > limit:
             return JsonResponse(
                 error_body("PAYLOAD_TOO_LARGE", f"The request body is larger than {limit} bytes.", {"limit": limit}),

@@ -1,0 +1,50 @@
+"""The HTTP handler (core/asgi.py ``OneHopASGIHandler``): the middleware chain and the view run
+in one hand-off to a thread per request, where Django's own ASGI handler makes several, and
+every answer is the same."""
+
+import json
+
+import asgiref.sync
+import pytest
+from channels.testing import HttpCommunicator
+from django.core.handlers.asgi import ASGIHandler
+
+from core.asgi import OneHopASGIHandler
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+async def _get(handler, path: str, monkeypatch) -> tuple[dict, int]:
+    """The answer to a GET of ``path`` and how many times the request was handed to a thread."""
+    hops = 0
+    original = asgiref.sync.SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counted)
+    try:
+        communicator = HttpCommunicator(handler, "GET", path, headers=[(b"host", b"localhost")])
+        response = await communicator.get_response(timeout=10)
+    finally:
+        monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", original)
+    return response, hops
+
+
+def _without_request_id(body: bytes) -> dict:
+    document = json.loads(body)
+    if "error" in document:
+        document["error"].pop("request_id")
+    return document
+
+
+@pytest.mark.parametrize("path", ["/api/health/live", "/api/v1/me/", "/api/v1/no-such-route/"])
+async def test_one_hand_off_answers_what_djangos_handler_answers(path, monkeypatch):
+    ours, our_hops = await _get(OneHopASGIHandler(), path, monkeypatch)
+    djangos, django_hops = await _get(ASGIHandler(), path, monkeypatch)
+
+    assert ours["status"] == djangos["status"]
+    assert _without_request_id(ours["body"]) == _without_request_id(djangos["body"])
+    assert our_hops < django_hops
