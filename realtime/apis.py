@@ -1,26 +1,22 @@
 """The ticket endpoint that opens the WebSocket (see realtime/tickets.py for why tickets)."""
 
 from django.conf import settings
-from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import AccessTokenClaimsAuthentication
 from realtime.tickets import ticket_issue
 
 
 class TicketApi(APIView):
-    def perform_authentication(self, request: Request) -> None:
-        """The access token's user is all this endpoint reads from the database; the rest (its
-        rate limits, the ticket) is Redis. So the pooled connection goes back to the pool as soon
-        as the user is read, not when the response is done: on the hour, thousands of these run at
-        once, and a connection held through the Redis work and the rendering (or while its thread
-        waits for the interpreter) is one the next request waits for, until its 503."""
-        super().perform_authentication(request)
-        if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-            connection.close()  # with a pool, close() returns the connection to it
+    # The token alone, no database: the ticket's redemption checks the user (active, and the
+    # token's generation still current) before it opens anything (realtime/tickets.py). On the
+    # hour thousands of these arrive at once, and a database read each made them queue for the
+    # pool's connections until some answered 503.
+    authentication_classes = [AccessTokenClaimsAuthentication]
 
     @extend_schema(
         tags=["realtime"],

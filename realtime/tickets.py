@@ -4,7 +4,10 @@ A browser cannot set headers on a WebSocket handshake, and an access token in a 
 proxy logs for its whole lifetime. So the client asks the REST API for a ticket (authenticated
 with its access token), and presents it as ``/ws/?ticket=...`` within seconds. A ticket opens
 one connection: redeeming deletes it, and only the request whose delete removed it wins. It is
-stored hashed, with the user's token generation, so logging out also voids unused tickets.
+stored hashed, with the token's generation; redeeming checks that against the user's, and that
+the user is active, so a ticket of a signed-out or suspended user opens nothing. The endpoint
+itself checks only the token (accounts.authentication ``AccessTokenClaimsAuthentication``): the
+database is read once per connection, at redemption, not at both steps.
 
 Connections a user opens are limited (``REALTIME_CONNECT_THROTTLE_RATE``, per user, in the shared
 cache like every limit: core/ratelimit.py); issuing tickets is limited at the ticket endpoint
@@ -17,6 +20,7 @@ import secrets
 from django.conf import settings
 from django.core.cache import cache
 
+from accounts.authentication import TokenClaimsUser
 from accounts.models import User
 from core.ratelimit import RateLimited, rate_limit_enforce, rate_setting
 
@@ -29,7 +33,8 @@ def _key(ticket: str) -> str:
     return "ws-ticket:" + hashlib.sha256(ticket.encode()).hexdigest()
 
 
-def ticket_issue(*, user: User) -> str:
+def ticket_issue(*, user: "User | TokenClaimsUser") -> str:
+    """A ticket for ``user`` (a stored user, or an access token's claims: its id and generation)."""
     ticket = secrets.token_urlsafe(32)
     cache.set(_key(ticket), f"{user.pk}:{user.token_generation}", timeout=settings.REALTIME_TICKET_TTL_SECONDS)
     return ticket
