@@ -20,6 +20,7 @@ class TicketApi(APIView):
 
     @extend_schema(
         tags=["realtime"],
+        auth=[{"bearerAuth": []}],  # the same access token (accounts/schema.py), read from its claims
         request=None,
         responses={
             201: inline_serializer(
