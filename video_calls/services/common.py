@@ -68,8 +68,8 @@ def participant_role_for(user: User, *, patient_role: str = ParticipantRole.PATI
 
 def participant_of(*, call: Call, user: User) -> CallParticipant | None:
     """``user``'s participant row in ``call``, with the caller's ``call`` and ``user`` attached
-    rather than joined in again: the caller has just read both (the call often locked), and a
-    join on the hour's every call.join read the two rows a second time."""
+    rather than joined in again: the caller has just read both (the call often locked), and
+    joining them in made every ``call.join`` on the hour read the two rows a second time."""
     participant = CallParticipant.objects.filter(call=call, user=user).first()
     if participant is not None:
         participant.call, participant.user = call, user
