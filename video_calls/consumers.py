@@ -30,12 +30,7 @@ from presence.services import presence_connection_enter_call, presence_connectio
 from realtime import protocol
 from realtime.registry import handles, on_event, on_layer_lost
 from video_calls.models import ParticipantStatus
-from video_calls.selectors.calls import (
-    call_get_for_user,
-    call_lock_for_user,
-    call_with_participants,
-    call_with_participants_of,
-)
+from video_calls.selectors.calls import call_get_for_user, call_with_participants, call_with_participants_of
 from video_calls.selectors.routes import call_routes, call_routes_of
 from video_calls.serializers import (
     CallDeclineSerializer,
@@ -110,7 +105,7 @@ def _join(*, user, call_id: UUID, channel_name: str, **join_fields: Any) -> tupl
     the hour, so it keeps to the fewest statements: the call is found and locked in one, not
     read again after the join, and the participants read for the answer also give the routes
     (``call_routes_of``), which then need only the connections."""
-    call = call_lock_for_user(user=user, call_id=call_id)
+    call = call_get_for_user(user=user, call_id=call_id, lock=True)
     result = call_join(call=call, user=user, locked=True, **join_fields)
     if result.participant.status == ParticipantStatus.JOINED:
         presence_connection_enter_call(channel_name=channel_name, call_id=call.pk)

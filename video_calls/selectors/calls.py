@@ -24,25 +24,18 @@ def call_list_for_user(*, user: User) -> QuerySet[Call]:
     return call_list_own(user=user)
 
 
-def call_get_for_user(*, user: User, call_id) -> Call:
-    call = call_list_for_user(user=user).filter(pk=call_id).first()
-    if call is None:
-        raise NotFound("Call not found.", code="CALL_NOT_FOUND")
-    return call
+def with_row_lock(calls: QuerySet[Call]) -> QuerySet[Call]:
+    """``calls`` with their sessions, each row locked for the rest of the transaction (the
+    sessions are not: they are on the nullable side of the join)."""
+    return calls.select_for_update(of=("self",)).select_related("session")
 
 
-def call_lock_for_user(*, user: User, call_id) -> Call:
-    """``call_get_for_user`` and ``lock_call`` (video_calls.services.common) in one statement: the
-    call ``user`` may see, with its session, row-locked for the rest of the transaction. For a
-    service the caller hands it to with ``locked=True``; someone else's call is CALL_NOT_FOUND
-    as ever."""
-    call = (
-        call_list_for_user(user=user)
-        .select_for_update(of=("self",))
-        .select_related("session")
-        .filter(pk=call_id)
-        .first()
-    )
+def call_get_for_user(*, user: User, call_id, lock: bool = False) -> Call:
+    """The call ``user`` may see, or CALL_NOT_FOUND. ``lock``: read as ``lock_call``
+    (video_calls.services.common) would, in the same statement, for a service the caller then
+    hands it to with ``locked=True``."""
+    calls = call_list_for_user(user=user)
+    call = (with_row_lock(calls) if lock else calls).filter(pk=call_id).first()
     if call is None:
         raise NotFound("Call not found.", code="CALL_NOT_FOUND")
     return call

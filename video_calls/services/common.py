@@ -12,6 +12,7 @@ from core.events import call_group, send_on_commit, user_group
 from core.exceptions import InvalidInput, PermissionDenied
 from sessions.selectors import care_relation_ids
 from video_calls.models import Call, CallParticipant, ParticipantRole, ParticipantStatus
+from video_calls.selectors.calls import with_row_lock
 
 # Roles that may run a call: they never wait in the waiting room and can take over as host.
 CLINICIAN_ROLES = (ParticipantRole.DOCTOR, ParticipantRole.STAFF)
@@ -53,7 +54,7 @@ def lock_call(call: Call) -> Call:
     ends, passing the host): joins, leaves and ends of one call then run one after another, and
     each still checks the status with a conditional update.
     """
-    return Call.objects.select_for_update(of=("self",)).select_related("session").get(pk=call.pk)
+    return with_row_lock(Call.objects.all()).get(pk=call.pk)
 
 
 def participant_role_for(user: User, *, patient_role: str = ParticipantRole.PATIENT) -> str:

@@ -227,7 +227,7 @@ def call_join(
     ``video_enabled`` are what this join starts with; left out, the user's own name and meeting
     defaults apply. A reconnect (already connected) changes nothing. ``locked``: the caller
     read ``call`` with its row lock, in the transaction this runs in
-    (``video_calls.selectors.calls.call_lock_for_user``), so it is not read again."""
+    (``video_calls.selectors.calls.call_get_for_user`` with ``lock=True``), so it is not read again."""
     now = timezone.now()
     if not locked:
         call = lock_call(call)
