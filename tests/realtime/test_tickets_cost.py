@@ -2,10 +2,16 @@
 and opens its socket with it, so the statements each needs are pinned here: none to issue
 it, the user's row to redeem it."""
 
+from datetime import timedelta
+
 import pytest
+import time_machine
 from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
 
 from realtime.tickets import _key, ticket_issue, ticket_redeem
+from tests.assertions import assert_error
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +37,7 @@ def test_a_revoked_tokens_ticket_opens_nothing(patient, revoke):
     client = client_for(patient)
     if revoke == "sign_out":
         user_tokens_revoke(user=patient)
-    else:
+    else:  # is_active alone (user_suspend also bumps the generation): the active check refuses it
         patient.is_active = False
         patient.save(update_fields=["is_active"])
 
@@ -39,6 +45,31 @@ def test_a_revoked_tokens_ticket_opens_nothing(patient, revoke):
 
     assert response.status_code == 201
     assert ticket_redeem(ticket=response.json()["ticket"]) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Bearer not-a-token", "TOKEN_INVALID"),
+        ("Bearer a.b.c", "TOKEN_INVALID"),
+        ("Bearer", "AUTHENTICATION_FAILED"),
+        ("Bearer two words", "AUTHENTICATION_FAILED"),
+    ],
+    ids=["garbage", "dotted", "no-token", "two-tokens"],
+)
+def test_a_malformed_token_gets_no_ticket(header, code):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+
+    assert_error(client.post("/api/v1/realtime/tickets/"), 401, code)
+
+
+def test_an_expired_token_gets_no_ticket(patient):
+    """The signature and lifetime are what the endpoint checks itself."""
+    with time_machine.travel(timezone.now() - timedelta(minutes=16), tick=False):
+        client = client_for(patient)  # an access token issued sixteen minutes ago (they last fifteen)
+
+    assert_error(client.post("/api/v1/realtime/tickets/"), 401, "TOKEN_INVALID")
 
 
 def test_redeeming_a_ticket_costs_one_statement_the_user(patient, django_assert_num_queries):
