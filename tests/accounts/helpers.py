@@ -1,5 +1,6 @@
 """Shared pieces of the accounts tests: endpoint paths, a strong password, reading the links
-out of sent emails and the code out of sent SMS, and a session between a doctor and a patient."""
+out of sent emails and the code out of sent SMS, a session between a doctor and a patient, and
+the malformed bearer headers every token-authenticated endpoint refuses."""
 
 import io
 import itertools
@@ -7,6 +8,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
@@ -14,6 +16,18 @@ from PIL import Image
 
 from accounts import sms
 from sessions.models import Session, SessionStatus
+
+# Malformed Authorization headers and the code each is refused with (every bearer endpoint).
+MALFORMED_BEARER_HEADERS = pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("Bearer not-a-token", "TOKEN_INVALID"),
+        ("Bearer a.b.c", "TOKEN_INVALID"),
+        ("Bearer", "AUTHENTICATION_FAILED"),
+        ("Bearer two words", "AUTHENTICATION_FAILED"),
+    ],
+    ids=["garbage", "dotted", "no-token", "two-tokens"],
+)
 
 REGISTER = "/api/v1/auth/register/"
 LOGIN = "/api/v1/auth/login/"

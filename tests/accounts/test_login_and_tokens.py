@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.models import User
-from tests.accounts.helpers import LOGIN, LOGOUT, ME, PHONE, REFRESH
+from tests.accounts.helpers import LOGIN, LOGOUT, MALFORMED_BEARER_HEADERS, ME, PHONE, REFRESH
 from tests.assertions import assert_error
 from tests.conftest import client_for
 from tests.factories import PASSWORD, PatientFactory
@@ -329,16 +329,7 @@ def test_token_of_a_deleted_user_is_refused(patient):
     assert_error(response, 401, "TOKEN_INVALID")
 
 
-@pytest.mark.parametrize(
-    ("header", "code"),
-    [
-        ("Bearer not-a-token", "TOKEN_INVALID"),
-        ("Bearer a.b.c", "TOKEN_INVALID"),
-        ("Bearer", "AUTHENTICATION_FAILED"),
-        ("Bearer two words", "AUTHENTICATION_FAILED"),
-    ],
-    ids=["garbage", "dotted", "no-token", "two-tokens"],
-)
+@MALFORMED_BEARER_HEADERS
 def test_malformed_bearer_token_is_refused(header, code):
     # given a malformed Authorization header
     client = APIClient()

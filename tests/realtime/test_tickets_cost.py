@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from realtime.tickets import _key, ticket_issue, ticket_redeem
+from tests.accounts.helpers import MALFORMED_BEARER_HEADERS
 from tests.assertions import assert_error
 from tests.conftest import client_for
 
@@ -47,16 +48,7 @@ def test_a_revoked_tokens_ticket_opens_nothing(patient, revoke):
     assert ticket_redeem(ticket=response.json()["ticket"]) is None
 
 
-@pytest.mark.parametrize(
-    ("header", "code"),
-    [
-        ("Bearer not-a-token", "TOKEN_INVALID"),
-        ("Bearer a.b.c", "TOKEN_INVALID"),
-        ("Bearer", "AUTHENTICATION_FAILED"),
-        ("Bearer two words", "AUTHENTICATION_FAILED"),
-    ],
-    ids=["garbage", "dotted", "no-token", "two-tokens"],
-)
+@MALFORMED_BEARER_HEADERS
 def test_a_malformed_token_gets_no_ticket(header, code):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)
