@@ -3,6 +3,7 @@ in one hand-off to a thread per request, where Django's own ASGI handler makes s
 every answer is the same."""
 
 import json
+import threading
 
 import asgiref.sync
 import pytest
@@ -48,3 +49,23 @@ async def test_one_hand_off_answers_what_djangos_handler_answers(path, monkeypat
     assert ours["status"] == djangos["status"]
     assert _without_request_id(ours["body"]) == _without_request_id(djangos["body"])
     assert our_hops < django_hops
+
+
+async def test_later_requests_start_no_thread(monkeypatch):
+    """Django's handler starts a thread for every request and ends it with the request; ours
+    borrows one an earlier request used."""
+    handler = OneHopASGIHandler()
+    await _get(handler, "/api/health/live", monkeypatch)  # the first request's thread is new
+    started = []
+    original_start = threading.Thread.start
+
+    def start(thread):
+        started.append(thread.name)
+        original_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+
+    statuses = [(await _get(handler, "/api/health/live", monkeypatch))[0]["status"] for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert started == []
