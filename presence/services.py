@@ -11,21 +11,34 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
+from core.compiled import CompiledQuery
 from core.events import send_on_commit, user_group
 from core.exceptions import InvalidInput
 from presence.models import CHOOSABLE_STATUSES, PresenceConnection, PresenceStatus, UserPresence
 from sessions.selectors import care_relation_ids
 
 
-def _in_call(user: User) -> bool:
+def _joined_live_call(user_id) -> QuerySet:
     from video_calls.models import LIVE_CALL_STATUSES, CallParticipant, ParticipantStatus
 
     return CallParticipant.objects.filter(
-        user=user, status=ParticipantStatus.JOINED, call__status__in=LIVE_CALL_STATUSES
-    ).exists()
+        user_id=user_id, status=ParticipantStatus.JOINED, call__status__in=LIVE_CALL_STATUSES
+    ).only("pk")[:1]
+
+
+# The two reads every connection's opening makes, compiled once (core/compiled.py).
+_in_a_call = CompiledQuery(_joined_live_call, "user_id")
+_presence_locked: CompiledQuery[UserPresence] = CompiledQuery(
+    lambda user_id: UserPresence.objects.select_for_update().filter(user_id=user_id), "user_id"
+)
+
+
+def _in_call(user: User) -> bool:
+    return _in_a_call.exists(user_id=user.pk)
 
 
 def _derive_status(user: User, chosen: str, *, connected: bool = False) -> str:
@@ -55,7 +68,9 @@ def presence_refresh(*, user: User, connected: bool = False) -> UserPresence:
     ``connected``: see ``_derive_status``. What else derives the status is read after the lock,
     never in the locking statement: a concurrent change (another connection closing) committed
     while this waited for the lock must be seen."""
-    presence, _ = UserPresence.objects.select_for_update().get_or_create(user=user)
+    presence = _presence_locked.first(user_id=user.pk)
+    if presence is None:  # the user's first connection ever
+        presence, _ = UserPresence.objects.select_for_update().get_or_create(user=user)
     presence.user = user  # already at hand: _announce needs it
     status = _derive_status(user, presence.chosen_status, connected=connected)
     if status != presence.status:

@@ -22,6 +22,7 @@ from django.core.cache import cache
 
 from accounts.authentication import TokenClaimsUser
 from accounts.models import User
+from core.compiled import CompiledQuery
 from core.ratelimit import RateLimited, rate_limit_enforce, rate_setting
 
 
@@ -55,6 +56,12 @@ def _take(key: str) -> str | None:
     return value
 
 
+# Compiled once (core/compiled.py): every handshake reads its user.
+_active_user: CompiledQuery[User] = CompiledQuery(
+    lambda user_id: User.objects.filter(pk=user_id, is_active=True), "user_id"
+)
+
+
 def ticket_redeem(*, ticket: str) -> User | None:
     """The ticket's user, or None if it is unknown, expired, already used or revoked. Raises
     ``ConnectionRateLimited`` when the user opened ``REALTIME_CONNECT_THROTTLE_RATE`` connections
@@ -65,7 +72,7 @@ def ticket_redeem(*, ticket: str) -> User | None:
     if value is None:
         return None
     user_id, _, generation = value.rpartition(":")
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    user = _active_user.first(user_id=user_id)
     if user is None or str(user.token_generation) != generation:
         return None
     rate_limit_enforce(

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from accounts.models import Role, User
+from core.compiled import CompiledQuery
 from core.events import call_group, send_on_commit, user_group
 from core.exceptions import InvalidInput, PermissionDenied
 from sessions.selectors import care_relation_ids
@@ -67,11 +68,17 @@ def participant_role_for(user: User, *, patient_role: str = ParticipantRole.PATI
     return patient_role
 
 
+# One row at most (a participant row per user and call); compiled once: every join reads it.
+_participant_row: CompiledQuery[CallParticipant] = CompiledQuery(
+    lambda call_id, user_id: CallParticipant.objects.filter(call_id=call_id, user_id=user_id), "call_id", "user_id"
+)
+
+
 def participant_of(*, call: Call, user: User) -> CallParticipant | None:
     """``user``'s participant row in ``call``, with the caller's ``call`` and ``user`` attached
     rather than joined in again: the caller has just read both (the call often locked), and
     joining them in made every ``call.join`` on the hour read the two rows a second time."""
-    participant = CallParticipant.objects.filter(call=call, user=user).first()
+    participant = _participant_row.first(call_id=call.pk, user_id=user.pk)
     if participant is not None:
         participant.call, participant.user = call, user
     return participant
