@@ -3,10 +3,10 @@
 Every call lookup starts from ``call_list_for_user``, so a guessed id answers 404.
 """
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from accounts.models import User
-from core.compiled import CompiledQuery
+from core.compiled import CompiledQuery, prefetched
 from core.exceptions import NotFound
 from video_calls.models import Call, CallParticipant
 
@@ -32,10 +32,9 @@ def with_row_lock(calls: QuerySet[Call]) -> QuerySet[Call]:
 
 
 # ``call_get_for_user(lock=True)`` for a user who is not staff: the join's lookup, which every
-# client of every call makes on the hour, compiled once (core/compiled.py). Its session, if it
-# has one, is read when first needed rather than joined in.
+# client of every call makes on the hour, compiled once (core/compiled.py).
 _own_call_locked: CompiledQuery[Call] = CompiledQuery(
-    lambda user_id, call_id: call_list_own(user=User(pk=user_id)).select_for_update(of=("self",)).filter(pk=call_id),
+    lambda user_id, call_id: with_row_lock(call_list_own(user=User(pk=user_id))).filter(pk=call_id),
     "user_id",
     "call_id",
 )
@@ -66,8 +65,17 @@ def call_with_participants(*, call_id) -> Call:
     return Call.objects.prefetch_related(participants_with_users()).get(pk=call_id)
 
 
+# What ``participants_with_users`` prefetches, for one call, compiled once: every join answers it.
+_participants_with_users_of: CompiledQuery[CallParticipant] = CompiledQuery(
+    lambda call_id: participants_with_users().queryset.filter(call_id=call_id), "call_id"
+)
+
+
 def call_with_participants_of(call: Call) -> Call:
     """``call`` as already read (by a service that just locked and changed it), with its
     participants as stored now: ``call_with_participants`` without reading the call again."""
-    prefetch_related_objects([call], participants_with_users())
+    participants = _participants_with_users_of.all(call_id=call.pk)
+    for participant in participants:
+        participant.call = call
+    prefetched(call, "participants", participants)
     return call
