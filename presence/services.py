@@ -74,9 +74,10 @@ def presence_refresh(*, user: User, connected: bool = False) -> UserPresence:
     presence.user = user  # already at hand: _announce needs it
     status = _derive_status(user, presence.chosen_status, connected=connected)
     if status != presence.status:
-        presence.status = status
-        presence.last_seen_at = timezone.now()
-        presence.save(update_fields=["status", "last_seen_at", "updated_at"])
+        now = timezone.now()
+        # An update of the row rather than ``save()``: every connection's opening comes here.
+        UserPresence.objects.filter(pk=presence.pk).update(status=status, last_seen_at=now, updated_at=now)
+        presence.status, presence.last_seen_at, presence.updated_at = status, now, now
         _announce(presence)
     return presence
 
