@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Role, User
 from core.compiled import CompiledQuery
 from core.events import send_on_commit, user_group
 from core.exceptions import InvalidInput
@@ -82,9 +82,24 @@ def presence_refresh(*, user: User, connected: bool = False) -> UserPresence:
     return presence
 
 
+def _care_relations_of(role: str) -> CompiledQuery[User]:
+    """``care_relation_ids`` of a user with ``role``, compiled once: every change of what others
+    see (each connection's opening, on the hour) is announced to them."""
+    return CompiledQuery(
+        lambda user_id: User.objects.filter(pk__in=care_relation_ids(user=User(pk=user_id, role=role))).only("pk"),
+        "user_id",
+    )
+
+
+# Only patients and doctors have care relations (sessions.selectors ``care_relation_ids``).
+_care_relations = {role: _care_relations_of(role) for role in (Role.PATIENT, Role.DOCTOR)}
+
+
 def _announce(presence: UserPresence) -> None:
     """``presence.updated`` to the user's own connections and their care relations, on commit."""
-    audience = {presence.user_id, *care_relation_ids(user=presence.user)}
+    relations = _care_relations.get(presence.user.role)
+    related = relations.all(user_id=presence.user_id) if relations is not None else []
+    audience = {presence.user_id, *(user.pk for user in related)}
     send_on_commit([user_group(pk) for pk in audience], "presence.updated", presence_payload(presence))
 
 
