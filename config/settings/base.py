@@ -102,9 +102,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # One connection pool per process, shared by its threads. Under ASGI every request runs in
-    # a thread of its own, so persistent connections (CONN_MAX_AGE) would pile up, one per
-    # request, until PostgreSQL refuses new clients; a pool hands connections back instead.
+    # One connection pool per process, shared by its threads. Under ASGI requests run on as many
+    # threads as are in flight (core/asgi.py), so persistent connections (CONN_MAX_AGE) would
+    # pile up, one per thread, until PostgreSQL refuses new clients; a pool hands them back.
     # Both waits are short: with the server down, a request answers 503 SERVICE_UNAVAILABLE
     # after the pool timeout instead of holding its client (core/outages.py). The pool timeout
     # is also the back-pressure under a surge: a connection is held for milliseconds, so 2 s of
