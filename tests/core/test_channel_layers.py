@@ -246,6 +246,23 @@ async def test_groups_without_members_cost_one_round_trip(processes, monkeypatch
     assert round_trips == ["pipeline"]
 
 
+async def test_joining_a_group_is_one_round_trip_and_the_group_expires(processes, monkeypatch):
+    """Every connection joins two groups as it sets up: channels-redis's two commands go as one."""
+    here, there = processes
+    channel = await there.new_channel()
+    round_trips: list[str] = []
+    real_connection = here.connection
+    monkeypatch.setattr(here, "connection", lambda index: CountingConnection(real_connection(index), round_trips))
+
+    await here.group_add("user.joining", channel)
+
+    assert round_trips == ["pipeline"]
+    redis = real_connection(0)
+    key = here._group_key("user.joining")
+    assert await redis.zrange(key, 0, -1) == [channel.encode()]
+    assert 0 < await redis.ttl(key) <= here.group_expiry
+
+
 async def test_expired_group_members_are_not_sent_to(processes, monkeypatch):
     here, there = processes
     stale = await there.new_channel()
