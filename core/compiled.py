@@ -21,11 +21,10 @@ Steps, as Django's own ``ModelIterable`` takes them (``django/db/models/query.py
    and build the model instance from them with ``Model.from_db``, then its related objects.
 
 Compiler attributes that are not public API are read (``select``, ``klass_info``, ``col_count``,
-``annotation_col_map``, ``get_converters``, ``get_related_populators``), and ``prefetched`` fills a
-prefetch cache as Django's prefetch does: ``VERIFIED_DJANGO`` names the
-release this was read against, and ``tests/core/test_compiled.py`` fails on another one (read
-``ModelIterable`` again, then update it) as well as whenever a compiled query and its queryset
-disagree, on SQLite and on PostgreSQL.
+``annotation_col_map``, ``get_converters``, ``get_related_populators``), and ``prefetched`` fills
+a prefetch cache as Django's prefetch does. ``VERIFIED_DJANGO`` names the release this was read
+against: ``tests/core/test_compiled.py`` fails on another one (read ``ModelIterable`` again, then
+update it), and whenever a compiled query and its queryset disagree, on SQLite and PostgreSQL.
 """
 
 import uuid

@@ -1,6 +1,8 @@
 """What each step of a client's set-up costs the server: the ticket, the handshake (with
 ``connection.ready``) and ``call.join``, one step at a time for all clients, with at most
-``--concurrency`` in flight (docs/performance.md, "Surge").
+``--concurrency`` in flight (docs/performance.md, "Surge"). Two floors come first, as many times:
+an HTTP request that does nothing (a 404) and a handshake refused at once (an unknown ticket),
+what the server and the frameworks cost before any of our work.
 
 ``make bench-surge`` measures the steps together, all at once, where queues, retries and
 contention add to the cost; this measures each step alone, so a change to one of them shows in
@@ -15,11 +17,15 @@ divided by the number of clients. Figures, not a test: nothing passes or fails. 
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from websockets.exceptions import ConnectionClosed
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "signaling"))
@@ -71,6 +77,30 @@ async def measure(url: str, clients: list[tuple[str, str]], pid: int, concurrenc
                     raise RuntimeError(f"call.join answered {reply}")
                 return
 
+    async def bare_request(_client) -> None:
+        """What any HTTP request costs before our code does anything: a 404."""
+        parts = urlsplit(url)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writer.write(
+            f"GET /api/v1/no-such-route/ HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), max(0.1, until - time.monotonic()))
+        writer.close()
+        if not answer.startswith(b"HTTP/1.1 404"):
+            raise RuntimeError(f"the bare request answered {answer[:60]!r}")
+
+    async def refused_handshake(_client) -> None:
+        """What a handshake costs that our code refuses at once: a ticket nobody issued (4401)."""
+        connection = await _ws_connect(f"{url}/ws/?ticket=unknown", until)
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(connection.recv(), max(0.1, until - time.monotonic()))
+        if connection.close_code != 4401:
+            raise RuntimeError(f"the refused handshake closed {connection.close_code}")
+
+    await step("floor: an HTTP request that does nothing (404)", clients, bare_request)
+    await step("floor: a handshake refused (unknown ticket)", clients, refused_handshake)
     tickets = await step("ticket", clients, lambda client: dialect.ticket(client[0], until, url))
     connections = await step("handshake and connection.ready", tickets, handshake)
     try:
@@ -109,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- |")
     for name, (cpu_ms, seconds) in figures.items():
         print(f"| {name} | {cpu_ms:.2f} | {seconds:.2f} |")
-    print(f"| all three | {sum(cpu for cpu, _ in figures.values()):.2f} | {sum(s for _, s in figures.values()):.2f} |")
+    steps = [(cpu, seconds) for name, (cpu, seconds) in figures.items() if not name.startswith("floor")]
+    print(f"| all three | {sum(cpu for cpu, _ in steps):.2f} | {sum(seconds for _, seconds in steps):.2f} |")
     return 0
 
 
