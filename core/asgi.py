@@ -79,8 +79,14 @@ class OneHopASGIHandler(ASGIHandler):
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
-        finally:
-            REQUEST_THREADS.give_back(executor)
+        except BaseException:
+            # Cancelled or failed midway: its thread may still be running the view, and a request
+            # that borrowed it next would wait for that.
+            executor.shutdown(wait=False)
+            raise
+        # ``handle`` returns once the request's thread has finished with it (a request whose
+        # client went away included: ``request_finished`` runs on that thread after the view).
+        REQUEST_THREADS.give_back(executor)
 
 
 class RequestThreads:

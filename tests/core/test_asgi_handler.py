@@ -2,6 +2,7 @@
 in one hand-off to a thread per request, where Django's own ASGI handler makes several, and
 every answer is the same."""
 
+import asyncio
 import json
 import threading
 
@@ -10,7 +11,8 @@ import pytest
 from channels.testing import HttpCommunicator
 from django.core.handlers.asgi import ASGIHandler
 
-from core.asgi import OneHopASGIHandler
+import core.asgi
+from core.asgi import OneHopASGIHandler, RequestThreads
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -29,6 +31,7 @@ async def _get(handler, path: str, monkeypatch) -> tuple[dict, int]:
     try:
         communicator = HttpCommunicator(handler, "GET", path, headers=[(b"host", b"localhost")])
         response = await communicator.get_response(timeout=10)
+        await communicator.wait(timeout=10)  # the handler has finished, as a server lets it
     finally:
         monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", original)
     return response, hops
@@ -69,3 +72,20 @@ async def test_later_requests_start_no_thread(monkeypatch):
 
     assert statuses == [200, 200, 200]
     assert started == []
+
+
+async def test_a_request_cut_short_does_not_lend_its_thread_again(monkeypatch):
+    """Its view may still be running there: the next request would wait for it."""
+    monkeypatch.setattr(core.asgi, "REQUEST_THREADS", RequestThreads(keep=4))
+    handler = OneHopASGIHandler()
+    await _get(handler, "/api/health/live", monkeypatch)
+    assert len(core.asgi.REQUEST_THREADS.idle) == 1
+
+    async def cut_short(scope, receive, send):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(handler, "handle", cut_short)
+    with pytest.raises(asyncio.CancelledError):
+        await handler({"type": "http", "path": "/api/health/live"}, None, None)
+
+    assert core.asgi.REQUEST_THREADS.idle == []
