@@ -1,6 +1,6 @@
 """The HTTP handler (core/asgi.py ``OneHopASGIHandler``): the middleware chain and the view run
-in one hand-off to a thread per request, where Django's own ASGI handler makes several, and
-every answer is the same."""
+in one hand-off to a thread per request, where Django's own ASGI handler makes several, on a
+thread an earlier request used, and every answer is the same."""
 
 import asyncio
 import json
