@@ -37,10 +37,6 @@ _presence_locked: CompiledQuery[UserPresence] = CompiledQuery(
 )
 
 
-def _in_call(user: User) -> bool:
-    return _in_a_call.exists(user_id=user.pk)
-
-
 def _derive_status(user: User, chosen: str, *, connected: bool = False) -> str:
     """``connected``: the caller knows the user has a connection (it just opened one, in this
     transaction, so no one else can have dropped it), and the check is skipped."""
@@ -48,7 +44,7 @@ def _derive_status(user: User, chosen: str, *, connected: bool = False) -> str:
         return PresenceStatus.OFFLINE
     if chosen == PresenceStatus.DO_NOT_DISTURB:
         return PresenceStatus.DO_NOT_DISTURB
-    if _in_call(user):
+    if _in_a_call.exists(user_id=user.pk):
         return PresenceStatus.BUSY
     return chosen
 
