@@ -29,6 +29,39 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Handshake headers that carry a credential: the access token offered as a WebSocket subprotocol
+# (realtime/bearer.py), and the usual ones.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "sec-websocket-protocol", "set-cookie"})
+# The loggers the WebSocket library writes every handshake header to, at debug: uvicorn hands its
+# own error logger to websockets; websockets' own is used where nothing is handed to it.
+HANDSHAKE_LOGGERS = ("uvicorn.error", "websockets.server")
+
+
+class CredentialHeaderFilter(logging.Filter):
+    """Blank the value of a credential header in websockets' handshake lines (``< name: value``,
+    ``> name: value``, logged at debug), so that turning the server's log level to debug does
+    not write access tokens to the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.msg in ("< %s: %s", "> %s: %s")
+            and isinstance(record.args, tuple)
+            and len(record.args) == 2
+            and str(record.args[0]).lower() in CREDENTIAL_HEADERS
+        ):
+            record.args = (record.args[0], "[redacted]")
+        return True
+
+
+def credential_headers_redact() -> None:
+    """Install ``CredentialHeaderFilter`` on the handshake loggers: a logger's filter sees every
+    record made on it, whatever handlers the server's own log configuration gives it."""
+    for name in HANDSHAKE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, CredentialHeaderFilter) for existing in logger.filters):
+            logger.addFilter(CredentialHeaderFilter())
+
+
 def _add_request_id(logger, method_name: str, event_dict: dict) -> dict:
     """The request id of the record (set by RequestIdFilter), else the current one: a line from
     a handler without the filter still names its request."""

@@ -57,7 +57,7 @@ def demo_client(request: HttpRequest) -> HttpResponse:
         refused = JsonResponse(error_body("METHOD_NOT_ALLOWED", "The page is read with GET."), status=405)
         refused["Allow"] = "GET, HEAD"
         return refused
-    response = render(request, "demo/index.html")
+    response = render(request, "demo/index.html", {"websocket_url": settings.WEBSOCKET_PUBLIC_URL})
     response["Content-Security-Policy"] = content_security_policy()
     response["Permissions-Policy"] = PERMISSIONS_POLICY
     response["Cache-Control"] = "no-store"

@@ -1,6 +1,7 @@
 """The realtime WebSocket consumer: one connection per tab or device, at ``/ws/``.
 
-It authenticates with a ticket, parses the envelope, applies the frame and rate limits, hands
+It authenticates with the access token offered as a subprotocol (realtime/bearer.py) or a
+ticket (realtime/tickets.py), parses the envelope, applies the frame and rate limits, hands
 each message to the handler its app registered (realtime/registry.py), and forwards the
 domain's events (core/events.py) from the user's and calls' groups to the client.
 """
@@ -29,11 +30,12 @@ from core.outages import outage_error, outage_of
 from core.request_context import request_id_var
 from presence.services import presence_connection_close, presence_connection_open
 from realtime import protocol
+from realtime.bearer import SUBPROTOCOL, BearerClaims, bearer_claims, bearer_offered
 from realtime.direct import DIRECT_TEXT, DirectText
 from realtime.logoff import NOT_ACTIVITY, LoggedOff, logoff_reason
 from realtime.ratelimit import TokenBucket
 from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS, LAYER_LOST_HOOKS
-from realtime.tickets import ConnectionRateLimited, ticket_redeem
+from realtime.tickets import ConnectionRateLimited, connection_user, ticket_redeem
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +59,15 @@ _CLOSED_ABNORMALLY = 1006
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
-def _connection_open(*, ticket: str, channel_name: str):
-    """Redeem the handshake's ticket and open the connection's presence, in one trip to a
-    database thread (a surge of handshakes queues for those threads): ``(user, presence)``, or
-    ``(None, None)`` for a ticket that is unknown, used, expired or revoked."""
-    user = ticket_redeem(ticket=ticket)
+def _connection_open(*, bearer: BearerClaims | None, ticket: str, channel_name: str):
+    """Check the handshake's access token's user (or redeem its ticket) and open the connection's
+    presence, in one trip to a database thread (a surge of handshakes queues for those threads):
+    ``(user, presence)``, or ``(None, None)`` for a revoked token or a suspended user, or a ticket
+    that is unknown, used, expired or revoked."""
+    if bearer is not None:
+        user = connection_user(user_id=bearer.user_id, generation=bearer.generation)
+    else:
+        user = ticket_redeem(ticket=ticket)
     if user is None:
         return None, None
     return user, presence_connection_open(user=user, channel_name=channel_name)
@@ -243,6 +249,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             database_wait_limit.reset(token)
 
     async def accept(self, subprotocol: str | None = None, headers: list | None = None) -> None:
+        """Accept, answering ``telehealth.v1`` when the client offered it (realtime/bearer.py):
+        a browser that offered subprotocols fails a handshake that names none of them."""
+        if subprotocol is None and SUBPROTOCOL in (self.scope.get("subprotocols") or ()):
+            subprotocol = SUBPROTOCOL
         await super().accept(subprotocol, headers)
         self.accepted = True
 
@@ -256,10 +266,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.close(code=protocol.CLOSE_LAYER_UNAVAILABLE)
 
     async def connect(self) -> None:
+        token = bearer_offered(self.scope.get("subprotocols") or ())
+        bearer = None
+        if token is not None:  # the access token wins over a ticket in the URL
+            bearer = bearer_claims(token)
+            if bearer is None:  # refused before it waits for a database thread
+                await self.accept()
+                await self.close(code=protocol.CLOSE_AUTH_FAILED)
+                return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
         ticket = (query.get("ticket") or [""])[0]
         try:
-            self.user, presence = await database_call(_connection_open, ticket=ticket, channel_name=self.channel_name)
+            self.user, presence = await database_call(
+                _connection_open, bearer=bearer, ticket=ticket, channel_name=self.channel_name
+            )
         except ConnectionRateLimited as refusal:  # accepted, so the client reads when to retry
             await self.accept()
             await self.send_error(refusal, None)

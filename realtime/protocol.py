@@ -13,7 +13,9 @@ import orjson
 from core.exceptions import ApplicationError
 
 # Close codes.
-CLOSE_AUTH_FAILED = 4401  # no ticket, or an unknown, expired, used or revoked one
+CLOSE_AUTH_FAILED = (
+    4401  # no credential, an invalid or revoked access token, or an unknown, expired, used or revoked ticket
+)
 CLOSE_LOGGED_OFF = 4401  # automatic logoff: idle or open too long (realtime/logoff.py); an error event LOGGED_OFF first
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame larger than REALTIME_MAX_FRAME_BYTES
 CLOSE_REVOKED = 4403  # the user was signed out everywhere or suspended while connected

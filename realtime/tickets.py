@@ -1,17 +1,18 @@
-"""Single-use connection tickets.
+"""Single-use connection tickets, and the user check every connection passes.
 
-A browser cannot set headers on a WebSocket handshake, and an access token in a URL ends up in
-proxy logs for its whole lifetime. So the client asks the REST API for a ticket (authenticated
-with its access token), and presents it as ``/ws/?ticket=...`` within seconds. A ticket opens
-one connection: redeeming deletes it, and only the request whose delete removed it wins. It is
-stored hashed, with the token's generation; redeeming checks that against the user's, and that
-the user is active, so a ticket of a signed-out or suspended user opens nothing. The endpoint
-itself checks only the token (accounts.authentication ``AccessTokenClaimsAuthentication``): the
-database is read once per connection, at redemption, not at both steps.
+A client opens its socket with its access token offered as a subprotocol (realtime/bearer.py), or
+with a ticket: for a client that cannot offer subprotocols, or sits behind a proxy that drops
+them. An access token in a URL would end up in proxy logs for its whole lifetime, so such a client
+asks the REST API for a ticket (authenticated with its access token), and presents it as
+``/ws/?ticket=...`` within seconds. A ticket opens one connection: redeeming deletes it, and only
+the request whose delete removed it wins. It is stored hashed, with the token's generation. The
+endpoint itself checks only the token (accounts.authentication ``AccessTokenClaimsAuthentication``):
+the database is read once per connection, at redemption, not at both steps.
 
-Connections a user opens are limited (``REALTIME_CONNECT_THROTTLE_RATE``, per user, in the shared
-cache like every limit: core/ratelimit.py); issuing tickets is limited at the ticket endpoint
-(``REALTIME_TICKET_THROTTLE_RATE``).
+Either way ``connection_user`` reads the user once, so a signed-out or suspended user's token or
+ticket opens nothing. Connections a user opens are limited (``REALTIME_CONNECT_THROTTLE_RATE``,
+per user, in the shared cache like every limit: core/ratelimit.py); issuing tickets is limited at
+the ticket endpoint (``REALTIME_TICKET_THROTTLE_RATE``).
 """
 
 import hashlib
@@ -64,14 +65,21 @@ _active_user: CompiledQuery[User] = CompiledQuery(
 
 def ticket_redeem(*, ticket: str) -> User | None:
     """The ticket's user, or None if it is unknown, expired, already used or revoked. Raises
-    ``ConnectionRateLimited`` when the user opened ``REALTIME_CONNECT_THROTTLE_RATE`` connections
-    already (the ticket is used up all the same)."""
+    ``ConnectionRateLimited`` as ``connection_user`` does (the ticket is used up all the same)."""
     if not ticket or len(ticket) > 128:
         return None
     value = _take(_key(ticket))
     if value is None:
         return None
     user_id, _, generation = value.rpartition(":")
+    return connection_user(user_id=user_id, generation=generation)
+
+
+def connection_user(*, user_id: str, generation: str) -> User | None:
+    """The user a connection opens for, whether it presents a ticket or its access token
+    (realtime/bearer.py): None unless they are active and ``generation`` is still their tokens'
+    (a sign-out, a password change or a suspension raises it). Raises ``ConnectionRateLimited``
+    when the user opened ``REALTIME_CONNECT_THROTTLE_RATE`` connections already."""
     user = _active_user.first(user_id=user_id)
     if user is None or str(user.token_generation) != generation:
         return None

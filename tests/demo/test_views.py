@@ -30,6 +30,12 @@ def test_the_policy_lets_the_page_open_the_socket_it_is_told_to():
     assert "connect-src 'self' wss://rt.clinic.example" in content_security_policy()
 
 
+@override_settings(WEBSOCKET_PUBLIC_URL="wss://rt.clinic.example/ws/")
+def test_the_page_tells_its_scripts_where_the_socket_is(client):
+    """socket.js opens this URL with the access token: no ticket answer carries it any more."""
+    assert b'data-socket-url="wss://rt.clinic.example/ws/"' in client.get("/demo/").content
+
+
 @pytest.mark.parametrize("module", ["app", "api", "socket", "call", "peer", "chat"])
 def test_every_module_is_served(client, module):
     assert client.get(f"/static/demo/{module}.js").status_code == 200

@@ -1,5 +1,5 @@
 """Helpers for WebSocket tests: the real ASGI application (origin check, routing, consumer)
-with a ticket from the real ticket service, reached through Channels' communicator or, with
+with a real access token offered as a subprotocol (or a ticket from the real ticket service), reached through Channels' communicator or, with
 the ``served`` fixture, through a real uvicorn server running the production protocol
 (realtime/direct.py) on a loopback port."""
 
@@ -17,10 +17,11 @@ from django.db import connections
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from accounts.tokens import token_pair_for
 from config.asgi import application
 from config.serve import SERVER_OPTIONS
 from core.events import _database_executor
-from realtime.tickets import ticket_issue
+from realtime.bearer import BEARER_PREFIX, SUBPROTOCOL
 
 ORIGIN = (b"origin", b"http://localhost:3000")
 
@@ -130,21 +131,35 @@ def transport(request):
     return request.param
 
 
-async def open_socket(user=None, *, ticket: str | None = None, origin=ORIGIN) -> WebsocketCommunicator:
-    """Connect and return the communicator; for a user, also consume ``connection.ready``."""
+def bearer_subprotocols(token: str) -> list[str]:
+    """What a client offers to open its socket with its access token (realtime/bearer.py)."""
+    return [SUBPROTOCOL, BEARER_PREFIX + token]
+
+
+async def open_socket(
+    user=None, *, ticket: str | None = None, token: str | None = None, origin=ORIGIN
+) -> WebsocketCommunicator:
+    """Connect and return the communicator. For a user, with their access token offered as a
+    subprotocol (or with ``ticket``), and consume ``connection.ready``; without one, with
+    ``ticket`` or ``token`` alone, or with no credential at all."""
     from channels.db import database_sync_to_async
 
-    if user is not None and ticket is None:
-        ticket = await database_sync_to_async(ticket_issue)(user=user)
+    if user is not None and ticket is None and token is None:
+        token = (await database_sync_to_async(token_pair_for)(user))["access"]
+    subprotocols = bearer_subprotocols(token) if token is not None else []
     path = f"/ws/?ticket={ticket}" if ticket is not None else "/ws/"
     if _served_url is not None:
-        served = ServedSocket(await connect(_served_url + path, origin=origin[1].decode() if origin else None))
+        served = ServedSocket(
+            await connect(
+                _served_url + path, origin=origin[1].decode() if origin else None, subprotocols=subprotocols or None
+            )
+        )
         if user is not None:
             ready = await receive(served)
             assert ready["type"] == "connection.ready", ready
         return served
     headers = [origin] if origin else []
-    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
     connected, _ = await communicator.connect(timeout=5)
     assert connected
     if user is not None:

@@ -136,6 +136,7 @@ async function home(user) {
   show("#home-view", true);
   show("#queue-panel", user.role !== "patient");
   state.realtime = new Realtime(state.api, {
+    url: document.body.dataset.socketUrl,
     onEvent,
     onReady,
     onState: (value) => {

@@ -1,4 +1,4 @@
-// The realtime socket (docs/realtime.md): a ticket, the envelope, requests and their acks,
+// The realtime socket (docs/realtime.md): the access token in the handshake, the envelope, requests and their acks,
 // heartbeats, and reconnecting with backoff.
 //
 // One Realtime per tab. `request(type, data)` sends a message with an id and resolves with the
@@ -11,6 +11,9 @@
 import { backoff, sleep } from "./api.js";
 
 const REQUEST_TIMEOUT_MS = 15000;
+// The protocol the server speaks, and the prefix of the subprotocol that carries the access token.
+const PROTOCOL = "telehealth.v1";
+const BEARER_PREFIX = "bearer.";
 // Closed by the server for good reasons: sign in again rather than reconnecting silently.
 const SIGNED_OUT_CODES = new Set([4401, 4403]);
 
@@ -23,8 +26,9 @@ export class RealtimeError extends Error {
 }
 
 export class Realtime {
-  constructor(api, { onEvent = () => {}, onReady = () => {}, onState = () => {}, onSignedOut = () => {} } = {}) {
+  constructor(api, { url, onEvent = () => {}, onReady = () => {}, onState = () => {}, onSignedOut = () => {} } = {}) {
     this.api = api;
+    this.url = url;
     this.onEvent = onEvent;
     this.onReady = onReady;
     this.onState = onState;
@@ -55,25 +59,19 @@ export class Realtime {
     return this.socket !== null && this.socket.readyState === WebSocket.OPEN && this.ready;
   }
 
-  // 1. POST realtime/tickets/ (the only place the access token is shown), 2. open its url
-  // within 30 s. A ticket works once, so every attempt gets a new one.
-  async connect(attempt) {
+  // The access token rides in the handshake as a subprotocol, beside the protocol's name, which
+  // the server answers with (it never echoes the token). A 4401 before connection.ready means
+  // the token expired or was revoked: refresh once and try again, then give up.
+  async connect(attempt, refreshed = false) {
     if (this.stopped) return;
     this.ready = false;
     this.onState("connecting");
-    let ticket;
-    try {
-      ticket = await this.api.post("realtime/tickets/");
-    } catch (error) {
-      if (error.status === 401) return this.signedOut("Your sign-in has expired.");
-      await sleep(backoff(attempt, error.retryAfter || 0));
-      return this.connect(attempt + 1);
-    }
-    if (this.stopped) return;
-    const socket = new WebSocket(ticket.url);
+    if (!this.api.access) return this.signedOut("Your sign-in has expired.");
+    const socket = new WebSocket(this.url, [PROTOCOL, BEARER_PREFIX + this.api.access]);
     this.socket = socket;
     let retryAfter = 0;
     let loggedOff = null;
+    let wasReady = false;
     socket.onmessage = (message) => {
       let envelope;
       try {
@@ -84,6 +82,7 @@ export class Realtime {
       const { type, data = {}, id } = envelope;
       if (type === "connection.ready") {
         attempt = 0;
+        wasReady = true;
         this.ready = true;
         this.startHeartbeat(socket, data.heartbeat_seconds || 25);
         this.onState("online");
@@ -117,6 +116,14 @@ export class Realtime {
       this.ready = false;
       this.rejectPending("disconnected");
       if (this.stopped) return;
+      if (code === 4401 && !wasReady && !refreshed) {
+        try {
+          await this.api.refresh();
+        } catch {
+          return this.signedOut("Your sign-in has expired.");
+        }
+        return this.connect(attempt, true);
+      }
       if (SIGNED_OUT_CODES.has(code)) {
         return this.signedOut(loggedOff ? `Signed out (${loggedOff}).` : "Signed out by the server.");
       }
