@@ -13,8 +13,9 @@ compression, no client pings):
 - ``raw``: the reference ``websockets`` relay (``?user=<id>``, frames ``{"to": id, ...}``);
 - ``socketio``: Engine.IO 4 / Socket.IO 5 over a plain WebSocket (``42["signal",{...}]``),
   answering the server's pings, so no socket.io client library sits in the measurement;
-- ``channels``: our server — a ticket from ``POST /api/v1/realtime/tickets/`` per connection,
-  ``connection.ready``, ``call.join`` answered by ``ack``, then ``signal.offer`` / ``signal.answer``.
+- ``channels``: our server — the access token offered as a subprotocol in the handshake,
+  ``connection.ready``, ``call.join`` answered by ``ack``, then ``signal.offer`` / ``signal.answer``;
+  ``channels-ticket`` the same with a ticket from ``POST /api/v1/realtime/tickets/`` per connection.
 
 The load generator must not be the bottleneck, so the pairs are split over ``--procs``
 processes (both clients of a pair live in the same process). Each process reports its CPU time
@@ -55,6 +56,8 @@ from websockets.typing import Origin
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ORIGIN = "http://localhost:8000"
+# What our server's clients offer to open the socket with their access token (realtime/bearer.py).
+SUBPROTOCOL, BEARER_PREFIX = "telehealth.v1", "bearer."
 # Payloads checked in full (parsed, every field compared) at the start of each connection;
 # after that a prefix check identifies the message, so the client stays lean.
 VALIDATED_PER_CONNECTION = 5
@@ -149,9 +152,10 @@ class Dialect:
         raise NotImplementedError
 
 
-def _ws_connect(url: str, deadline: float) -> connect:
+def _ws_connect(url: str, deadline: float, subprotocols: list[str] | None = None) -> connect:
     return connect(
         url,
+        subprotocols=subprotocols,
         origin=Origin(ORIGIN),
         compression=None,
         proxy=None,
@@ -229,9 +233,12 @@ class SocketIODialect(RawDialect):
 
 
 class ChannelsDialect(Dialect):
-    """Our server's protocol (docs/realtime.md)."""
+    """Our server's protocol (docs/realtime.md), the socket opened with the access token offered
+    as a subprotocol."""
 
     name = "channels"
+    # How the socket is opened: "token" (the access token in the handshake) or "ticket".
+    credential = "token"
 
     def offer(self, pair: PairSpec) -> str:
         data = {"call_id": pair.call_id, "to": pair.b_id, "sdp": self.sdp}
@@ -310,12 +317,16 @@ class ChannelsDialect(Dialect):
         return json.loads(body)["ticket"]
 
     async def open(self, user_id: str, token: str, call_id: str, deadline: float, url: str) -> ClientConnection:
+        if self.credential == "ticket":
+            try:
+                ticket = await self.ticket(token, deadline, url)
+            except (OSError, TimeoutError) as error:
+                raise _network("ticket", error) from None
+            path, subprotocols = f"/ws/?ticket={ticket}", None
+        else:
+            path, subprotocols = "/ws/", [SUBPROTOCOL, BEARER_PREFIX + token]
         try:
-            ticket = await self.ticket(token, deadline, url)
-        except (OSError, TimeoutError) as error:
-            raise _network("ticket", error) from None
-        try:
-            connection = await _ws_connect(f"{url}/ws/?ticket={ticket}", deadline)
+            connection = await _ws_connect(url + path, deadline, subprotocols)
         except InvalidStatus as error:
             status = error.response.status_code
             retry_after = _seconds(error.response.headers.get("Retry-After"))
@@ -398,7 +409,19 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-DIALECTS: dict[str, type[Dialect]] = {"raw": RawDialect, "socketio": SocketIODialect, "channels": ChannelsDialect}
+class ChannelsTicketDialect(ChannelsDialect):
+    """Our server's protocol, each socket opened with a ticket from ``POST realtime/tickets/``."""
+
+    name = "channels-ticket"
+    credential = "ticket"
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "raw": RawDialect,
+    "socketio": SocketIODialect,
+    "channels": ChannelsDialect,
+    "channels-ticket": ChannelsTicketDialect,
+}
 
 
 class ConnectError(Exception):

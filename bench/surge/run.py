@@ -5,12 +5,14 @@ run (docs/performance.md, "Surge").
 For every P, every number of server processes and each target, the harness starts the servers
 on free loopback ports, prepares P doctor/patient pairs in ongoing calls
 (bench/signaling/django_setup.py, through the signaling harness's ``Run.prepare``), and lets
-every client (2 per call) set itself up at once (bench/surge/surge_loadgen.py): a ticket, the
-socket, ``call.join``. With two processes a call's two clients go to different ones, as a load
+every client (2 per call) set itself up at once (bench/surge/surge_loadgen.py): the socket
+opened with its access token, ``call.join``. With two processes a call's two clients go to different ones, as a load
 balancer would place them. Targets:
 
 - ``uvicorn``: the production server, ``python -m config.serve`` per process, the Redis channel
   layer, PostgreSQL;
+- ``uvicorn-ticket``: the same server, each client taking a ticket (``POST realtime/tickets/``)
+  and opening the socket with it, as clients that cannot offer subprotocols do;
 - ``socketio``: bench/signaling/node/relay.js, one process, or with two the processes sharing
   ``@socket.io/redis-adapter`` (the signaling harness's ``socketio-redis``); it opens the socket
   and nothing else (no authentication, no database).
@@ -75,6 +77,9 @@ from run import (  # noqa: E402 - the signaling harness
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/telehealth_bench_surge"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
+# Our server, with the dialect its clients speak: the access token in the handshake, or a ticket.
+OUR_TARGETS = {"uvicorn": "channels", "uvicorn-ticket": "channels-ticket"}
+TARGETS = (*OUR_TARGETS, "socketio")
 # The targets for 1,000 calls on two processes.
 TARGET_CALLS, TARGET_PROCS, TARGET_ALL_JOINED_S, TARGET_CPU_MS = 1000, 2, 20.0, 8.0
 
@@ -116,7 +121,7 @@ class SetUpSampler(threading.Thread):
 def start_servers(run: SurgeRun, target: str, copies: int, calls: int) -> tuple[list[int], list]:
     ports = [free_port() for _ in range(copies)]
     # socket.io on several processes shares them through the Redis adapter.
-    kind = target if target == "uvicorn" or copies == 1 else "socketio-redis"
+    kind = "uvicorn" if target in OUR_TARGETS else target if copies == 1 else "socketio-redis"
     processes = [
         run.start(kind, "redis", port, f"surge-{target}-x{copies}-{calls}-{index}") for index, port in enumerate(ports)
     ]
@@ -148,7 +153,7 @@ def measure(run: SurgeRun, target: str, calls: int, copies: int) -> dict[str, An
     point["load_average_start"] = os.getloadavg()
     try:
         # One pair more than the surge's, for the warm-up.
-        *specs, spare = run.prepare("redis", calls + 1) if target == "uvicorn" else reference_pairs(calls + 1)
+        *specs, spare = run.prepare("redis", calls + 1) if target in OUR_TARGETS else reference_pairs(calls + 1)
     except Exception as error:
         point["fatal"] = [f"{type(error).__name__}: {error}"]
         return point
@@ -167,7 +172,7 @@ def measure(run: SurgeRun, target: str, calls: int, copies: int) -> dict[str, An
     try:
         for port, process in zip(ports, processes, strict=True):
             wait_for_port(port, process, timeout=60)
-        kind = "channels" if target == "uvicorn" else "socketio"
+        kind = OUR_TARGETS.get(target, "socketio")
         warm_up(kind, spare, ports)
         figures, reports = run_workers(
             surge_loadgen.surge_main,
@@ -339,7 +344,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--calls", default="500,1000", help="Comma-separated P, calls set up at once (default 500,1000)."
     )
     parser.add_argument("--server-procs", default="1,2", help="Comma-separated numbers of server processes (1,2).")
-    parser.add_argument("--targets", default="uvicorn,socketio", help="Any of uvicorn, socketio.")
+    parser.add_argument("--targets", default="uvicorn,socketio", help=f"Any of {', '.join(TARGETS)}.")
     parser.add_argument("--deadline", type=float, default=120.0, help="Seconds a point's clients have to set up.")
     parser.add_argument("--max-attempts", type=int, default=6, help="Attempts per client, the first included.")
     parser.add_argument("--procs", type=int, default=3, help="Load generator processes (pairs are split).")
@@ -355,8 +360,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     arguments.call_counts = [int(value) for value in arguments.calls.split(",") if value.strip()]
     arguments.proc_counts = [int(value) for value in arguments.server_procs.split(",") if value.strip()]
     arguments.target_list = [value.strip() for value in arguments.targets.split(",") if value.strip()]
-    if any(target not in ("uvicorn", "socketio") for target in arguments.target_list):
-        parser.error("--targets: uvicorn, socketio")
+    if any(target not in TARGETS for target in arguments.target_list):
+        parser.error(f"--targets: {', '.join(TARGETS)}")
     if any(count < 1 or count > 2000 for count in arguments.call_counts):
         parser.error("--calls values must be between 1 and 2000")
     if any(count < 1 or count > 4 for count in arguments.proc_counts):

@@ -1,8 +1,11 @@
-"""What each step of a client's set-up costs the server: the ticket, the handshake (with
+"""What each step of a client's set-up costs the server: the handshake (with
 ``connection.ready``) and ``call.join``, one step at a time for all clients, with at most
-``--concurrency`` in flight (docs/performance.md, "Surge"). Two floors come first, as many times:
-an HTTP request that does nothing (a 404) and a handshake refused at once (an unknown ticket),
-what the server and the frameworks cost before any of our work.
+``--concurrency`` in flight (docs/performance.md, "Surge"). Half the calls' clients open their
+sockets with the access token in the handshake, the other half with a ticket (``POST
+realtime/tickets/`` first, a step of its own), so both ways are measured on fresh calls in the
+same run. Two floors come first, for every client: an HTTP request that does nothing (a 404)
+and a handshake refused at once (an unknown ticket), what the server and the frameworks cost
+before any of our work.
 
 ``make bench-surge`` measures the steps together, all at once, where queues, retries and
 contention add to the cost; this measures each step alone, so a change to one of them shows in
@@ -30,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "signaling"))
 
-from loadgen import DIALECTS, _ws_connect  # noqa: E402
+from loadgen import BEARER_PREFIX, DIALECTS, SUBPROTOCOL, _ws_connect  # noqa: E402
 
 # The surge harness by its path: ``run`` on the import path is the signaling harness it builds on.
 _spec = importlib.util.spec_from_file_location("surge_run", HERE / "run.py")
@@ -48,24 +51,32 @@ async def _bounded(items: list, step, concurrency: int) -> list:
     return await asyncio.gather(*(one(item) for item in items))
 
 
-async def measure(url: str, clients: list[tuple[str, str]], pid: int, concurrency: int, deadline: float) -> dict:
-    """Server CPU ms per client and wall seconds of each step, in order."""
+async def measure(
+    url: str, ticket_clients: list[tuple[str, str]], token_clients: list[tuple[str, str]], pid: int, options
+) -> dict[str, tuple[str, float, float]]:
+    """Per step, in order: which set-up it belongs to (``floor``, ``ticket``, ``token``), server
+    CPU ms per client and wall seconds."""
     dialect = DIALECTS["channels"](url, "")
-    figures: dict[str, tuple[float, float]] = {}
-    until = time.monotonic() + deadline
+    figures: dict[str, tuple[str, float, float]] = {}
+    until = time.monotonic() + options.deadline
 
-    async def step(name: str, items: list, work) -> list:
+    async def step(kind: str, name: str, items: list, work) -> list:
         cpu, started = surge.tree_cpu_seconds(pid), time.monotonic()
-        results = await _bounded(items, work, concurrency)
-        figures[name] = ((surge.tree_cpu_seconds(pid) - cpu) * 1000 / len(items), time.monotonic() - started)
+        results = await _bounded(items, work, options.concurrency)
+        figures[name] = (kind, (surge.tree_cpu_seconds(pid) - cpu) * 1000 / len(items), time.monotonic() - started)
         return results
 
-    async def handshake(ticket: str):
-        connection = await _ws_connect(f"{url}/ws/?ticket={ticket}", until)
-        ready = json.loads(await connection.recv())
-        if ready.get("type") != "connection.ready":
-            raise RuntimeError(f"handshake answered {ready}")
+    async def ready(connection):
+        answer = json.loads(await connection.recv())
+        if answer.get("type") != "connection.ready":
+            raise RuntimeError(f"handshake answered {answer}")
         return connection
+
+    async def ticket_handshake(ticket: str):
+        return await ready(await _ws_connect(f"{url}/ws/?ticket={ticket}", until))
+
+    async def token_handshake(client: tuple[str, str]):
+        return await ready(await _ws_connect(f"{url}/ws/", until, [SUBPROTOCOL, BEARER_PREFIX + client[0]]))
 
     async def join(item):
         connection, call_id = item
@@ -99,14 +110,26 @@ async def measure(url: str, clients: list[tuple[str, str]], pid: int, concurrenc
         if connection.close_code != 4401:
             raise RuntimeError(f"the refused handshake closed {connection.close_code}")
 
-    await step("floor: an HTTP request that does nothing (404)", clients, bare_request)
-    await step("floor: a handshake refused (unknown ticket)", clients, refused_handshake)
-    tickets = await step("ticket", clients, lambda client: dialect.ticket(client[0], until, url))
-    connections = await step("handshake and connection.ready", tickets, handshake)
+    everyone = ticket_clients + token_clients
+    await step("floor", "floor: an HTTP request that does nothing (404)", everyone, bare_request)
+    await step("floor", "floor: a handshake refused (unknown ticket)", everyone, refused_handshake)
+    opened = []
     try:
-        await step("call.join", [(c, call_id) for c, (_, call_id) in zip(connections, clients, strict=True)], join)
+        tickets = await step(
+            "ticket", "ticket (`POST realtime/tickets/`)", ticket_clients, lambda c: dialect.ticket(c[0], until, url)
+        )
+        connections = await step("ticket", "handshake with the ticket, `connection.ready`", tickets, ticket_handshake)
+        opened += connections
+        joins = [(c, call_id) for c, (_, call_id) in zip(connections, ticket_clients, strict=True)]
+        await step("ticket", "`call.join` (socket opened with a ticket)", joins, join)
+        connections = await step(
+            "token", "handshake with the access token, `connection.ready`", token_clients, token_handshake
+        )
+        opened += connections
+        joins = [(c, call_id) for c, (_, call_id) in zip(connections, token_clients, strict=True)]
+        await step("token", "`call.join` (socket opened with the access token)", joins, join)
     finally:
-        for connection in connections:
+        for connection in opened:
             await connection.close()
     return figures
 
@@ -115,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=150, help="Calls prepared; two clients each.")
     parser.add_argument("--concurrency", type=int, default=1, help="Clients in flight at once within a step.")
-    parser.add_argument("--deadline", type=float, default=300.0, help="Seconds the three steps may take.")
+    parser.add_argument("--deadline", type=float, default=300.0, help="Seconds all the steps may take.")
     options, rest = parser.parse_known_args(argv)
     arguments = surge.parse_arguments(["--calls", str(options.calls), *rest])
     surge.check_redis(arguments.redis_url)
@@ -127,21 +150,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         surge.wait_for_port(port, process, timeout=60)
         surge.warm_up("channels", spare, [port])
-        clients = [(spec.a_token, spec.call_id) for spec in specs] + [(spec.b_token, spec.call_id) for spec in specs]
-        figures = asyncio.run(
-            measure(f"ws://127.0.0.1:{port}", clients, process.pid, options.concurrency, options.deadline)
-        )
+        half = len(specs) // 2
+        ticket_clients, token_clients = _clients(specs[:half]), _clients(specs[half:])
+        figures = asyncio.run(measure(f"ws://127.0.0.1:{port}", ticket_clients, token_clients, process.pid, options))
     finally:
         surge.stop_server(process)
         process.log_file.close()  # type: ignore[attr-defined]
-    print(f"{len(clients)} clients, {options.concurrency} in flight, one server process")
+    print(
+        f"{len(ticket_clients)} clients with a ticket, {len(token_clients)} with the access token, "
+        f"{options.concurrency} in flight, one server process"
+    )
     print("| step | server CPU ms per client | wall s |")
     print("| --- | --- | --- |")
-    for name, (cpu_ms, seconds) in figures.items():
+    for name, (_, cpu_ms, seconds) in figures.items():
         print(f"| {name} | {cpu_ms:.2f} | {seconds:.2f} |")
-    steps = [(cpu, seconds) for name, (cpu, seconds) in figures.items() if not name.startswith("floor")]
-    print(f"| all three | {sum(cpu for cpu, _ in steps):.2f} | {sum(seconds for _, seconds in steps):.2f} |")
+    for kind, total in (
+        ("ticket", "set-up with a ticket (its three steps)"),
+        ("token", "set-up with the access token"),
+    ):
+        steps = [(cpu, seconds) for of, cpu, seconds in figures.values() if of == kind]
+        print(f"| {total} | {sum(cpu for cpu, _ in steps):.2f} | {sum(seconds for _, seconds in steps):.2f} |")
     return 0
+
+
+def _clients(specs) -> list[tuple[str, str]]:
+    """Both clients of each call, as (access token, call id): the a sides, then the b sides."""
+    return [(spec.a_token, spec.call_id) for spec in specs] + [(spec.b_token, spec.call_id) for spec in specs]
 
 
 if __name__ == "__main__":

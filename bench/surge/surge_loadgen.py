@@ -1,10 +1,11 @@
 """The clients of ``make bench-surge``: every client of P calls starts setting itself up at the
 same instant, as a clinic's calls do on the hour.
 
-A client of our server takes a ticket (``POST /api/v1/realtime/tickets/``), opens the socket,
-waits for ``connection.ready`` and sends ``call.join`` until its ``ack`` — the signaling load
-generator's ``ChannelsDialect.open``, so both benchmarks exercise one client. A socket.io client
-opens the socket and its namespace (``SocketIODialect.open``): it has no ticket and no join.
+A client of our server opens the socket with its access token (or, for the ``uvicorn-ticket``
+target, a ticket from ``POST /api/v1/realtime/tickets/`` first), waits for ``connection.ready``
+and sends ``call.join`` until its ``ack`` — the signaling load generator's ``ChannelsDialect.open``,
+so both benchmarks exercise one client. A socket.io client opens the socket and its namespace
+(``SocketIODialect.open``): it has no authentication and no join.
 
 A refusal that says "too busy, come back" (503 or 429 with ``Retry-After``, close 1013, 4429 or
 4503, an ``error`` event ``SERVICE_UNAVAILABLE``) and a network failure (refused, reset, timed
