@@ -75,6 +75,11 @@ class DatabaseBusy(Exception):
     """Database work that waited longer than its limit for a thread to run on, refused unrun."""
 
 
+class ServerBusy(Exception):
+    """Work that waited longer than its limit for this process's capacity (realtime/opening.py),
+    refused before it started."""
+
+
 _Result = TypeVar("_Result")
 
 
@@ -104,9 +109,11 @@ _POOL_ERRORS = _pool_errors()
 
 
 def outage_of(exc: BaseException) -> str | None:
-    """The dependency whose outage ``exc`` is ("database", "redis", "broker"), or None."""
+    """The dependency whose outage ``exc`` is ("database", "redis", "broker", "server"), or None."""
     if isinstance(exc, (InterfaceError, DatabaseBusy, *_POOL_ERRORS)):
         return "database"
+    if isinstance(exc, ServerBusy):
+        return "server"
     if isinstance(exc, OperationalError):
         if isinstance(exc.__cause__, sqlite3.Error):
             message = str(exc).lower()

@@ -33,6 +33,7 @@ from realtime import protocol
 from realtime.bearer import SUBPROTOCOL, BearerClaims, bearer_claims, bearer_offered
 from realtime.direct import DIRECT_TEXT, DirectText
 from realtime.logoff import NOT_ACTIVITY, LoggedOff, logoff_reason
+from realtime.opening import opening_slot
 from realtime.ratelimit import TokenBucket
 from realtime.registry import DISCONNECT_HOOKS, EVENT_HOOKS, HANDLERS, LAYER_LOST_HOOKS
 from realtime.tickets import ConnectionRateLimited, connection_user, ticket_redeem
@@ -236,7 +237,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         pool = connections.settings["default"].get("OPTIONS", {}).get("pool") or {}
         token = database_wait_limit.set(pool.get("timeout"))
         try:
-            await super().websocket_connect(message)
+            async with opening_slot():
+                await super().websocket_connect(message)
         except Exception as error:
             dependency = outage_of(error)
             if dependency is None:

@@ -6,6 +6,10 @@ from config.settings.env import env
 WEBSOCKET_PUBLIC_URL = env.str("WEBSOCKET_PUBLIC_URL", default="ws://localhost:8000/ws/")
 # A ticket from POST /api/v1/realtime/tickets/ opens one connection within this many seconds.
 REALTIME_TICKET_TTL_SECONDS = env.int("REALTIME_TICKET_TTL_SECONDS", default=30)
+# Connections one process opens at once (realtime/opening.py), about its database threads' worth
+# (DATABASE_POOL_MAX_SIZE); a handshake that waited this long for its turn is refused with 1013.
+REALTIME_OPENING_SLOTS = env.int("REALTIME_OPENING_SLOTS", default=32)
+REALTIME_OPENING_WAIT_SECONDS = env.float("REALTIME_OPENING_WAIT_SECONDS", default=30.0)
 # A larger frame closes the connection with 1009 (message too big).
 REALTIME_MAX_FRAME_BYTES = env.int("REALTIME_MAX_FRAME_BYTES", default=64 * 1024)
 # Messages a connection may send: a sustained rate per second and a burst.
