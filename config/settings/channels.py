@@ -6,8 +6,9 @@ share one layer, so an event a worker sends reaches the sockets the server holds
 
 Two channels-redis settings break under load with the library defaults (measured, see
 docs/performance.md): redis-py's socket timeout would cut a subscription that is quiet for a
-while, so it is off; and the connection pool's default of 100 connections is exhausted at 50
-busy call pairs. The capacity bounds the messages waiting for one connection: past it the
+while, so it is off; and redis-py's pool opens a connection for every command sent while the
+others are busy, so it is one that waits for a free one instead (``RelayChannelLayer.create_pool``),
+bounded at ``CHANNEL_LAYER_MAX_CONNECTIONS`` per process. The capacity bounds the messages waiting for one connection: past it the
 connection re-syncs rather than lose messages.
 """
 
@@ -26,7 +27,10 @@ def _redis_layer_config(address: str) -> dict:
             {
                 "address": address,
                 "socket_timeout": None,
-                "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=4096),
+                "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=128),
+                # How long a command waits for one of them before it fails (a Redis that does
+                # not answer, or a process far past its capacity).
+                "timeout": env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=5.0),
             }
         ],
         "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=10_000),

@@ -263,6 +263,22 @@ async def test_joining_a_group_is_one_round_trip_and_the_group_expires(processes
     assert 0 < await redis.ttl(key) <= here.group_expiry
 
 
+async def test_commands_sent_at_once_wait_for_the_pools_connections_instead_of_opening_more(layer_address):
+    """A thousand connections closing together each leave their groups: with a pool of two, two
+    Redis connections carry all of it."""
+    host = {"address": layer_address, "max_connections": 2, "timeout": 5, "client_name": "pool-test"}
+    layer = RelayChannelLayer(hosts=[host], prefix="pool")
+    channels = [f"pool.{index}!x" for index in range(50)]
+
+    await asyncio.gather(*(layer.group_add("user.pooled", channel) for channel in channels))
+    await asyncio.gather(*(layer.group_discard("user.pooled", channel) for channel in channels))
+
+    clients = await layer.connection(0).client_list()
+    assert len([client for client in clients if client["name"] == "pool-test"]) == 2
+    assert await layer.connection(0).zcard(layer._group_key("user.pooled")) == 0
+    await layer.close_pools()
+
+
 async def test_expired_group_members_are_not_sent_to(processes, monkeypatch):
     here, there = processes
     stale = await there.new_channel()
