@@ -1,4 +1,5 @@
-"""The ticket endpoint that opens the WebSocket (see realtime/tickets.py for why tickets)."""
+"""The ticket endpoint, for clients that open the WebSocket with a ticket rather than their access
+token (see realtime/tickets.py and realtime/bearer.py)."""
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -34,7 +35,11 @@ class TicketApi(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        """A single-use ticket that opens one WebSocket connection within a few seconds."""
+        """A single-use ticket that opens one WebSocket connection within a few seconds.
+
+        Only for clients that cannot offer WebSocket subprotocols: others open the socket with
+        the access token itself, offered as the subprotocol `bearer.<token>` beside
+        `telehealth.v1` (docs/realtime.md, "Connecting")."""
         ticket = ticket_issue(user=request.user)
         return Response(
             {
