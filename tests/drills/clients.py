@@ -1,8 +1,8 @@
 """Clients for the fault drills, as a real client behaves (docs/realtime.md, "Overload and
 retrying"): HTTP over loopback, and sockets that read in a thread of their own, keep everything
 they receive, heartbeat on a timer, and remember the close code the server sent. ``reconnect``
-retries as the protocol asks: honour ``Retry-After``, back off with full jitter, get a new ticket
-each time."""
+retries as the protocol asks: honour ``Retry-After``, back off with full jitter, and open the
+socket again with the access token offered as a subprotocol (realtime/bearer.py)."""
 
 import contextlib
 import json
@@ -18,6 +18,7 @@ from email.message import Message
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from realtime.bearer import BEARER_PREFIX, SUBPROTOCOL
 from tests.drills.processes import Server
 
 TIMEOUT = 10  # seconds for any one network step
@@ -65,13 +66,11 @@ class DrillSocket:
         self._changed = threading.Condition()
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
-        ticket = http("POST", f"{server.http}/api/v1/realtime/tickets/", token)
-        if ticket.status != 201:
-            raise SocketRefused(f"ticket {ticket.status}: {ticket.body}", _retry_after(ticket))
         self._exit = contextlib.ExitStack()
         self.connection: ClientConnection = self._exit.enter_context(
             connect(
-                f"{server.ws}/ws/?ticket={ticket.body['ticket']}",
+                f"{server.ws}/ws/",
+                subprotocols=[SUBPROTOCOL, BEARER_PREFIX + token],
                 origin=ORIGIN,
                 proxy=None,
                 open_timeout=TIMEOUT,
@@ -175,10 +174,6 @@ class DrillSocket:
     def close(self) -> None:
         self._exit.close()
         self._closed.wait(TIMEOUT)
-
-
-def _retry_after(response: Response) -> float:
-    return float(response.headers.get("Retry-After") or response.body.get("details", {}).get("retry_after") or 0)
 
 
 def backoff(attempt: int, retry_after: float = 0) -> float:
