@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt import exceptions as jwt_exceptions
 
-from core.errors import error_body
+from core.errors import error_body, logged_already
 from core.exceptions import ApplicationError
 from core.outages import is_lost_race, outage_answer, outage_of
 
@@ -90,8 +90,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     dependency = outage_of(exc)
     if dependency is not None:
-        body, headers = outage_answer(dependency)
-        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
+        body, headers = outage_answer(dependency)  # logs the warning
+        return logged_already(Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers))
 
     if is_lost_race(exc):
         view = context.get("view")
@@ -103,7 +103,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     view = context.get("view")
     logger.exception("Unhandled exception in %s", type(view).__name__ if view else "view")
-    return Response(
-        error_body("INTERNAL_ERROR", "Something went wrong on our side. Quote the request id if you contact support."),
-        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    return logged_already(
+        Response(
+            error_body(
+                "INTERNAL_ERROR", "Something went wrong on our side. Quote the request id if you contact support."
+            ),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     )

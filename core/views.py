@@ -37,7 +37,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import error_body
+from core.errors import error_body, logged_already
 from core.outages import outage_answer, outage_of
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ def server_error(request: HttpRequest) -> JsonResponse:
     exc = sys.exc_info()[1]
     dependency = outage_of(exc) if exc is not None else None
     if dependency is not None:
-        body, headers = outage_answer(dependency)
-        return JsonResponse(body, status=503, headers=headers)
+        body, headers = outage_answer(dependency)  # logs the warning; Django would log an error too
+        return logged_already(JsonResponse(body, status=503, headers=headers))
     return JsonResponse(
         error_body("INTERNAL_ERROR", "Something went wrong on our side. Quote the request id if you contact support."),
         status=500,

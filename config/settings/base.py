@@ -376,7 +376,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # Django's request logger prints the request line of every 4xx; our handler logs 5xx itself.
+        # Django's request logger prints the request line of every 4xx; our handlers log the 5xx they
+        # answer themselves, with the request id, and mark them (core.errors ``logged_already``).
         "django.request": {"level": "ERROR", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         # The Twilio client logs every request line and response header at INFO.

@@ -16,6 +16,7 @@ from core.logging import RequestIdFilter, structured_formatter
 from core.request_context import request_id_var
 from realtime import registry
 from realtime.tickets import ticket_issue
+from tests.core.test_backpressure import pool_timeout, wrapped_by_django
 from tests.realtime.conftest import ORIGIN, application
 
 REQUEST_ID = "support-ticket-4711"
@@ -75,6 +76,55 @@ def test_a_requests_lines_carry_its_request_id(anon_client, json_lines, monkeypa
     warnings = [line for line in json_lines() if line["logger"] == "core.views"]
     assert [line["event"] for line in warnings] == ["Readiness check database failed: ConnectionError"]
     assert {line["request_id"] for line in warnings} == {REQUEST_ID}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "failure, status, line",
+    [
+        (
+            lambda: wrapped_by_django(pool_timeout()),
+            503,
+            ("warning", "core.outages", "Dependency unavailable: database"),
+        ),
+        (lambda: ZeroDivisionError(), 500, ("error", "core.exception_handlers", "Unhandled exception in TicketApi")),
+    ],
+)
+def test_a_5xx_is_logged_once_with_its_request_id(patient_client, json_lines, monkeypatch, failure, status, line):
+    """Our handler logs a 503 (a warning: the back-pressure working) and a 500 (an error, with the
+    traceback) with the request id; Django's request logger would add an error line without one."""
+
+    def failing(**kwargs):
+        raise failure()
+
+    monkeypatch.setattr("realtime.apis.ticket_issue", failing)
+
+    response = patient_client.post("/api/v1/realtime/tickets/", HTTP_X_REQUEST_ID=REQUEST_ID)
+
+    assert response.status_code == status
+    assert [(entry["level"], entry["logger"], entry["event"], entry["request_id"]) for entry in json_lines()] == [
+        (*line, REQUEST_ID)
+    ]
+
+
+@pytest.mark.django_db
+def test_an_outage_outside_drf_is_logged_once_with_its_request_id(json_lines, monkeypatch):
+    """Django's own views (the admin's login) reach handler500, which answers 503 for an outage."""
+    from django.contrib.auth import views as auth_views
+    from django.db import OperationalError
+    from django.test import Client
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(auth_views.LoginView, "get", database_down)
+
+    response = Client(raise_request_exception=False).get("/admin/login/", HTTP_X_REQUEST_ID=REQUEST_ID)
+
+    assert response.status_code == 503
+    assert [(entry["level"], entry["logger"], entry["event"], entry["request_id"]) for entry in json_lines()] == [
+        ("warning", "core.outages", "Dependency unavailable: database", REQUEST_ID)
+    ]
 
 
 @celery_app.task(name="tests.log_a_line")
