@@ -5,7 +5,7 @@ subprotocols, which travel in the ``Sec-WebSocket-Protocol`` header: ``new WebSo
 ["telehealth.v1", "bearer." + accessToken])``. Unlike a URL, that header is not written to access
 logs. It saves the client the ticket request (realtime/tickets.py) and its round trip on every
 connect and reconnect, and the server an HTTP request per connection: on the hour, when every
-client of every call connects at once, that request was a quarter of a client's set-up
+client of every call connects at once, that request was a fifth to a quarter of a client's set-up
 (docs/performance.md).
 
 The token is checked as the REST API checks it (signature, lifetime, an access token), here in

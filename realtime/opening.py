@@ -10,9 +10,9 @@ processes, that cascade cost more than the work itself (docs/performance.md, "Su
 So a process opens at most ``REALTIME_OPENING_SLOTS`` connections at a time (about its database
 threads' worth) and the other handshakes wait their turn in the event loop, which costs nothing.
 A handshake that waited ``REALTIME_OPENING_WAIT_SECONDS`` is refused as before, with close 1013
-and a time to retry: a queue that long is overload, not a surge. The default, 30 s, is twice
-what the surge above waited at most, and half the minute a reverse proxy usually waits for an
-upstream's answer to the upgrade.
+and a time to retry: a queue that long is overload, not a surge. The default, 30 s, is above
+what that surge takes to open every connection (its last client was in its call after 14 to
+22 s), and half the minute a reverse proxy usually waits for an upstream's answer to the upgrade.
 """
 
 import asyncio

@@ -7,9 +7,10 @@ share one layer, so an event a worker sends reaches the sockets the server holds
 Two channels-redis settings break under load with the library defaults (measured, see
 docs/performance.md): redis-py's socket timeout would cut a subscription that is quiet for a
 while, so it is off; and redis-py's pool opens a connection for every command sent while the
-others are busy, so it is one that waits for a free one instead (``RelayChannelLayer.create_pool``),
-bounded at ``CHANNEL_LAYER_MAX_CONNECTIONS`` per process. The capacity bounds the messages waiting for one connection: past it the
-connection re-syncs rather than lose messages.
+others are busy, so the layer's pool waits for a free one instead
+(``RelayChannelLayer.create_pool``), bounded at ``CHANNEL_LAYER_MAX_CONNECTIONS`` per process.
+The capacity bounds the messages waiting for one connection: past it the connection re-syncs
+rather than lose messages.
 """
 
 from pathlib import Path
