@@ -35,6 +35,11 @@ _MAX_TOKEN_CHARS = 4096
 _authentication = AccessTokenClaimsAuthentication()
 
 
+def bearer_subprotocols(token: str) -> list[str]:
+    """What a client offers to open its socket with ``token``: the protocol, then the token."""
+    return [SUBPROTOCOL, BEARER_PREFIX + token]
+
+
 @dataclass(frozen=True)
 class BearerClaims:
     """What a valid access token says about its user: who, and which generation of their tokens."""

@@ -56,8 +56,15 @@ from websockets.typing import Origin
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 ORIGIN = "http://localhost:8000"
-# What our server's clients offer to open the socket with their access token (realtime/bearer.py).
+# What our server's clients offer to open the socket with their access token: realtime/bearer.py's
+# ``bearer_subprotocols``, restated because the load generator does not load the project's code.
 SUBPROTOCOL, BEARER_PREFIX = "telehealth.v1", "bearer."
+
+
+def bearer_subprotocols(token: str) -> list[str]:
+    return [SUBPROTOCOL, BEARER_PREFIX + token]
+
+
 # Payloads checked in full (parsed, every field compared) at the start of each connection;
 # after that a prefix check identifies the message, so the client stays lean.
 VALIDATED_PER_CONNECTION = 5
@@ -324,7 +331,7 @@ class ChannelsDialect(Dialect):
                 raise _network("ticket", error) from None
             path, subprotocols = f"/ws/?ticket={ticket}", None
         else:
-            path, subprotocols = "/ws/", [SUBPROTOCOL, BEARER_PREFIX + token]
+            path, subprotocols = "/ws/", bearer_subprotocols(token)
         try:
             connection = await _ws_connect(url + path, deadline, subprotocols)
         except InvalidStatus as error:

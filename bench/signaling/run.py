@@ -15,8 +15,8 @@ Targets:
 - ``socketio-redis``: the same relay scaled out the way socket.io's users do it, as
   ``--server-procs`` Node processes sharing ``@socket.io/redis-adapter`` on ``--redis-url``;
 - ``uvicorn`` and ``daphne``: our ASGI application (``config.asgi:application``), the full
-  stack — the access token checked at the handshake, origin check, participant checks, envelope validation — on
-  each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
+  stack — the access token checked at the handshake, origin check, participant checks, envelope
+  validation — on each channel layer asked for with ``--layers``: ``redis`` (config/settings/channels.py as it
   is) or ``embedded`` (no ``REDIS_URL``: the embedded Redis of config/embedded_redis.py, as
   ``make run`` uses it). ``uvicorn`` is the production command
   (``python -m config.serve``, with the direct path of realtime/direct.py); ``daphne`` serves

@@ -6,8 +6,8 @@ For every P, every number of server processes and each target, the harness start
 on free loopback ports, prepares P doctor/patient pairs in ongoing calls
 (bench/signaling/django_setup.py, through the signaling harness's ``Run.prepare``), and lets
 every client (2 per call) set itself up at once (bench/surge/surge_loadgen.py): the socket
-opened with its access token, ``call.join``. With two processes a call's two clients go to different ones, as a load
-balancer would place them. Targets:
+opened with its access token, ``call.join``. With two processes a call's two clients go to
+different ones, as a load balancer would place them. Targets:
 
 - ``uvicorn``: the production server, ``python -m config.serve`` per process, the Redis channel
   layer, PostgreSQL;
@@ -120,7 +120,7 @@ class SetUpSampler(threading.Thread):
 
 def start_servers(run: SurgeRun, target: str, copies: int, calls: int) -> tuple[list[int], list]:
     ports = [free_port() for _ in range(copies)]
-    # socket.io on several processes shares them through the Redis adapter.
+    # Our server, or socket.io: on several processes sharing them through the Redis adapter.
     kind = "uvicorn" if target in OUR_TARGETS else target if copies == 1 else "socketio-redis"
     processes = [
         run.start(kind, "redis", port, f"surge-{target}-x{copies}-{calls}-{index}") for index, port in enumerate(ports)

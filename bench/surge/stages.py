@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "signaling"))
 
-from loadgen import BEARER_PREFIX, DIALECTS, SUBPROTOCOL, _ws_connect  # noqa: E402
+from loadgen import DIALECTS, _ws_connect, bearer_subprotocols  # noqa: E402
 
 # The surge harness by its path: ``run`` on the import path is the signaling harness it builds on.
 _spec = importlib.util.spec_from_file_location("surge_run", HERE / "run.py")
@@ -76,7 +76,7 @@ async def measure(
         return await ready(await _ws_connect(f"{url}/ws/?ticket={ticket}", until))
 
     async def token_handshake(client: tuple[str, str]):
-        return await ready(await _ws_connect(f"{url}/ws/", until, [SUBPROTOCOL, BEARER_PREFIX + client[0]]))
+        return await ready(await _ws_connect(f"{url}/ws/", until, bearer_subprotocols(client[0])))
 
     async def join(item):
         connection, call_id = item

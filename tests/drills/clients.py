@@ -18,7 +18,7 @@ from email.message import Message
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from realtime.bearer import BEARER_PREFIX, SUBPROTOCOL
+from realtime.bearer import bearer_subprotocols
 from tests.drills.processes import Server
 
 TIMEOUT = 10  # seconds for any one network step
@@ -70,7 +70,7 @@ class DrillSocket:
         self.connection: ClientConnection = self._exit.enter_context(
             connect(
                 f"{server.ws}/ws/",
-                subprotocols=[SUBPROTOCOL, BEARER_PREFIX + token],
+                subprotocols=bearer_subprotocols(token),
                 origin=ORIGIN,
                 proxy=None,
                 open_timeout=TIMEOUT,

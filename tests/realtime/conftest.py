@@ -1,6 +1,6 @@
 """Helpers for WebSocket tests: the real ASGI application (origin check, routing, consumer)
-with a real access token offered as a subprotocol (or a ticket from the real ticket service), reached through Channels' communicator or, with
-the ``served`` fixture, through a real uvicorn server running the production protocol
+with a real access token offered as a subprotocol (or a ticket from the real ticket service),
+reached through Channels' communicator or, with the ``served`` fixture, through a real uvicorn server running the production protocol
 (realtime/direct.py) on a loopback port."""
 
 import asyncio
@@ -21,7 +21,7 @@ from accounts.tokens import token_pair_for
 from config.asgi import application
 from config.serve import SERVER_OPTIONS
 from core.events import _database_executor
-from realtime.bearer import BEARER_PREFIX, SUBPROTOCOL
+from realtime.bearer import bearer_subprotocols
 
 ORIGIN = (b"origin", b"http://localhost:3000")
 
@@ -129,11 +129,6 @@ def transport(request):
     if request.param == "uvicorn":
         request.getfixturevalue("served")
     return request.param
-
-
-def bearer_subprotocols(token: str) -> list[str]:
-    """What a client offers to open its socket with its access token (realtime/bearer.py)."""
-    return [SUBPROTOCOL, BEARER_PREFIX + token]
 
 
 async def open_socket(

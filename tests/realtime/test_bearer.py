@@ -15,9 +15,16 @@ from websockets.exceptions import ConnectionClosed
 
 from accounts.tokens import token_pair_for
 from config.asgi import application
-from realtime.bearer import BEARER_PREFIX, SUBPROTOCOL, BearerClaims, bearer_claims, bearer_offered
+from realtime.bearer import (
+    BEARER_PREFIX,
+    SUBPROTOCOL,
+    BearerClaims,
+    bearer_claims,
+    bearer_offered,
+    bearer_subprotocols,
+)
 from realtime.tickets import connection_user, ticket_issue
-from tests.realtime.conftest import ORIGIN, bearer_subprotocols, open_socket, receive, served_url, serving
+from tests.realtime.conftest import ORIGIN, open_socket, receive, served_url, serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,13 +49,9 @@ async def test_the_server_answers_the_protocol_and_never_echoes_the_token(patien
     token = await database_sync_to_async(_access)(patient)
 
     async with connect(served_url() + "/ws/", origin=ORIGIN[1].decode(), subprotocols=bearer_subprotocols(token)) as ws:
-        assert (await receive_json(ws))["type"] == "connection.ready"
+        assert json.loads(await ws.recv())["type"] == "connection.ready"
         assert ws.subprotocol == SUBPROTOCOL
         assert token not in str(ws.response.headers)
-
-
-async def receive_json(ws) -> dict:
-    return json.loads(await ws.recv())
 
 
 @pytest.mark.asyncio

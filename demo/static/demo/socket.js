@@ -1,5 +1,5 @@
-// The realtime socket (docs/realtime.md): the access token in the handshake, the envelope, requests and their acks,
-// heartbeats, and reconnecting with backoff.
+// The realtime socket (docs/realtime.md): the access token in the handshake, the envelope,
+// requests and their acks, heartbeats, and reconnecting with backoff.
 //
 // One Realtime per tab. `request(type, data)` sends a message with an id and resolves with the
 // ack's data, or rejects with the error event's {code, message, details}. `send(type, data)`
